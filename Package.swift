@@ -1,0 +1,107 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "strait",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "strait", targets: ["strait"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The system SQLite (libsqlite3-dev); StraitStore wraps the few calls it needs.
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "StraitCore"),
+        .target(name: "StraitStore", dependencies: ["StraitCore", "CSQLite"]),
+        .target(
+            name: "StraitAuth",
+            dependencies: ["StraitCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "StraitControlPlane",
+            dependencies: [
+                "StraitCore", "StraitStore", "StraitAuth",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "StraitSupervisor",
+            dependencies: [
+                "StraitCore", "StraitStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "StraitRuntimes",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "StraitServer",
+            dependencies: [
+                "StraitCore", "StraitStore", "StraitAuth", "StraitControlPlane", "StraitSupervisor", "StraitRuntimes",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "strait",
+            dependencies: [
+                "StraitServer", "StraitRuntimes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(name: "StraitTestSupport", dependencies: ["StraitCore", "StraitStore"]),
+        .testTarget(name: "StraitCoreTests", dependencies: ["StraitCore", "StraitTestSupport"]),
+        .testTarget(name: "StraitStoreTests", dependencies: ["StraitStore", "StraitTestSupport"]),
+        .testTarget(name: "StraitAuthTests", dependencies: ["StraitAuth", "StraitCore", "StraitTestSupport"]),
+        .testTarget(
+            name: "StraitSupervisorTests",
+            dependencies: [
+                "StraitSupervisor", "StraitCore", "StraitTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "StraitControlPlaneTests",
+            dependencies: [
+                "StraitControlPlane", "StraitTestSupport", "StraitAuth", "StraitCore", "StraitStore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [
+            .swiftLanguageMode(.v6),
+            .enableUpcomingFeature("ExistentialAny"),
+            .enableUpcomingFeature("MemberImportVisibility"),
+            .enableUpcomingFeature("InternalImportsByDefault"),
+        ]
+}

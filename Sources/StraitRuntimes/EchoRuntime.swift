@@ -1,0 +1,21 @@
+public import NIOCore
+
+/// `strait/echo`: answers every invocation with its own body and content type. For tests and overhead benchmarks.
+public struct EchoRuntime: ModelRuntime {
+    public static let name = "echo"
+
+    public init() {}
+
+    public var isReady: Bool { true }
+
+    public func invoke(
+        body: ByteBuffer,
+        contentType: String?,
+        accept: String?,
+        allocator: ByteBufferAllocator
+    )
+        -> InvocationResult
+    {
+        InvocationResult(status: 200, contentType: contentType ?? "application/octet-stream", body: body)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+public import NIOHTTP1
+public import StraitAuth
+public import StraitControlPlane
+import StraitCore
+
+/// The regional API endpoint: authenticates each request with SigV4 and routes `POST /` with `X-Amz-Target` to the
+/// control plane. Every failure answers in AWS JSON error shape; nothing from the wire can crash it.
+public struct APIResponder: BufferedResponder {
+    /// The largest control-plane request body accepted.
+    public static let maximumBodySize = 1024 * 1024
+
+    let controlPlane: ControlPlane
+    let verifier: SigV4Verifier
+
+    public init(controlPlane: ControlPlane, verifier: SigV4Verifier) {
+        self.controlPlane = controlPlane
+        self.verifier = verifier
+    }
+
+    public func respond(to request: BufferedRequest) async -> BufferedResponse {
+        let requestID = UUID().uuidString.lowercased()
+        do {
+            let document = try handle(request)
+            return Self.json(.ok, document, requestID: requestID)
+        } catch {
+            return Self.error(error, requestID: requestID)
+        }
+    }
+
+    private func handle(_ request: BufferedRequest) throws(ServiceError) -> JSONValue {
+        let path = request.head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        guard path == "/" else {
+            throw ServiceError(
+                code: "UnknownOperationException",
+                message:
+                    "No API at \(request.head.method.rawValue) \(path). The SageMaker API is POST / with X-Amz-Target.",
+                status: 404
+            )
+        }
+        guard request.head.method == .POST else {
+            throw ServiceError(
+                code: "UnknownOperationException",
+                message: "The SageMaker API takes POST requests, not \(request.head.method.rawValue).",
+                status: 405
+            )
+        }
+        let signable = SignableRequest(
+            method: request.head.method.rawValue,
+            target: request.head.uri,
+            headers: request.head.headers.map { ($0.name, $0.value) },
+            body: request.body
+        )
+        _ = try verifier.verify(signable)
+        return try controlPlane.handle(
+            target: request.head.headers.first(name: "x-amz-target") ?? "",
+            body: request.body
+        )
+    }
+
+    public func bodyTooLarge(_ head: HTTPRequestHead) -> BufferedResponse {
+        Self.error(
+            ServiceError(
+                code: "SerializationException",
+                message: "The request body is larger than \(Self.maximumBodySize) bytes.",
+                status: 413
+            ),
+            requestID: UUID().uuidString.lowercased()
+        )
+    }
+
+    /// The one place a `ServiceError` becomes an HTTP response.
+    static func error(_ error: ServiceError, requestID: String) -> BufferedResponse {
+        var response = json(HTTPResponseStatus(statusCode: error.status), error.jsonBody, requestID: requestID)
+        response.headers.add(name: "x-amzn-ErrorType", value: error.code)
+        return response
+    }
+
+    static func json(_ status: HTTPResponseStatus, _ document: JSONValue, requestID: String) -> BufferedResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/x-amz-json-1.1")
+        headers.add(name: "x-amzn-RequestId", value: requestID)
+        return BufferedResponse(status: status, headers: headers, body: Array(document.serialized().utf8))
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+
+/// What an image name runs as on the process backend: an executable and the arguments before `serve`.
+public struct ResolvedImage: Sendable, Equatable {
+    public var executable: String
+    public var arguments: [String]
+    /// The `ResolvedImage` DescribeEndpoint reports.
+    public var description: String
+}
+
+/// Turns a model's `Image` into something the process backend can run.
+///
+/// - `strait/echo[:tag]`: the built-in echo runtime, served by `strait worker`.
+/// - an absolute path or `file://` URL: an executable, or a directory holding an executable `serve`.
+public struct ImageResolver: Sendable {
+    /// The `strait` binary that serves built-in runtimes as `strait worker`.
+    public let workerExecutable: String
+
+    public init(workerExecutable: String) { self.workerExecutable = workerExecutable }
+
+    public struct Failure: Error, Sendable, Equatable {
+        public let reason: String
+    }
+
+    public func resolve(_ image: String) -> Result<ResolvedImage, Failure> {
+        let (name, _) = Self.splitTag(image)
+        if name == "strait/echo" {
+            return .success(
+                ResolvedImage(
+                    executable: workerExecutable,
+                    arguments: ["worker", "--runtime", "echo"],
+                    description: "strait/echo"
+                )
+            )
+        }
+        var path: String?
+        if image.hasPrefix("file://") {
+            path = URL(string: image)?.path
+        } else if image.hasPrefix("/") {
+            path = image
+        }
+        guard let path, !path.isEmpty else {
+            return .failure(
+                Failure(
+                    reason:
+                        "Requested image \(image) not found. The process backend runs the built-in image strait/echo and local executables given as an absolute path or file:// URL."
+                )
+            )
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            return .failure(Failure(reason: "Requested image \(image) not found: \(path) does not exist."))
+        }
+        let executable = isDirectory.boolValue ? (path as NSString).appendingPathComponent("serve") : path
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            return .failure(
+                Failure(reason: "Requested image \(image) cannot run: \(executable) is not an executable file.")
+            )
+        }
+        return .success(ResolvedImage(executable: executable, arguments: [], description: "file://" + executable))
+    }
+
+    /// Splits `name:tag` (a colon after the last slash) into its parts.
+    static func splitTag(_ image: String) -> (name: String, tag: String?) {
+        guard let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") else { return (image, nil) }
+        return (String(image[..<colon]), String(image[image.index(after: colon)...]))
+    }
+}

@@ -1,0 +1,321 @@
+import Foundation
+public import Logging
+public import ServiceLifecycle
+public import StraitCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of the process backend.
+public struct SupervisorConfiguration: Sendable {
+    /// Where instance logs and model directories go.
+    public var dataDirectory: String
+    /// The `strait` binary that serves built-in images as `strait worker`.
+    public var workerExecutable: String
+    public var zones: ZoneLayout
+    /// How long an instance has after SIGTERM before SIGKILL: 30 s, as SageMaker.
+    public var stopGrace: Duration
+    /// How long a new instance has to answer `/ping` with 200 when the variant does not say
+    /// (ContainerStartupHealthCheckTimeoutInSeconds).
+    public var defaultStartupTimeout: Duration
+    public var pingInterval: Duration
+
+    public init(
+        dataDirectory: String,
+        workerExecutable: String,
+        zones: ZoneLayout,
+        stopGrace: Duration = .seconds(30),
+        defaultStartupTimeout: Duration = .seconds(600),
+        pingInterval: Duration = .milliseconds(100)
+    ) {
+        self.dataDirectory = dataDirectory
+        self.workerExecutable = workerExecutable
+        self.zones = zones
+        self.stopGrace = stopGrace
+        self.defaultStartupTimeout = defaultStartupTimeout
+        self.pingInterval = pingInterval
+    }
+}
+
+/// A running instance of a variant.
+struct Instance: Sendable {
+    let id: String
+    let variant: String
+    let zone: String
+    let address: String
+    let port: Int
+    let process: InstanceProcess
+}
+
+/// The process backend of the reconciler: each instance is a child process that speaks the SageMaker container
+/// contract, placed round-robin over the zones of the model's subnets, on an address of its zone.
+///
+/// A `Service`: on shutdown it stops every instance it started.
+public actor ProcessReconciler: InstanceReconciler, Service {
+    private struct Fleet {
+        var spec: VariantSpec
+        var image: DeployedImage
+        var instances: [Instance]
+    }
+
+    private let configuration: SupervisorConfiguration
+    private let resolver: ImageResolver
+    private let probe: HealthProbe
+    private let logger: Logger
+    private let clock: any WallClock
+    private var fleets: [String: [String: Fleet]] = [:]
+    private var usedAddresses: Set<String> = []
+
+    public init(
+        configuration: SupervisorConfiguration,
+        probe: HealthProbe,
+        clock: any WallClock = SystemWallClock(),
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.resolver = ImageResolver(workerExecutable: configuration.workerExecutable)
+        self.probe = probe
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await stopAll()
+    }
+
+    /// Stops every instance of every endpoint.
+    public func stopAll() async {
+        for endpoint in Array(fleets.keys) { await tearDown(endpoint: endpoint) }
+    }
+
+    public func deploy(endpoint: String, generation: Int, spec: DeploymentSpec) async -> DeploymentOutcome {
+        let current = fleets[endpoint] ?? [:]
+        var resolved: [String: (ResolvedImage, DeployedImage)] = [:]
+        for variant in spec.variants {
+            switch resolver.resolve(variant.image) {
+            case .success(let image):
+                resolved[variant.name] = (
+                    image,
+                    DeployedImage(
+                        specifiedImage: variant.image,
+                        resolvedImage: image.description,
+                        resolutionTime: clock.now()
+                    )
+                )
+            case .failure(let failure):
+                return .failed(reason: "Production variant \(variant.name): \(failure.reason)")
+            }
+        }
+
+        var started: [Instance] = []
+        var next: [String: Fleet] = [:]
+        var retired: [Instance] = []
+        for variant in spec.variants {
+            guard let (image, deployed) = resolved[variant.name] else { continue }
+            var kept: [Instance] = []
+            var keptImage = deployed
+            if let fleet = current[variant.name], !fleet.spec.needsNewInstances(for: variant) {
+                kept = Array(fleet.instances.prefix(variant.instanceCount))
+                retired += fleet.instances.dropFirst(variant.instanceCount)
+                keptImage = fleet.image
+            } else if let fleet = current[variant.name] {
+                retired += fleet.instances
+            }
+            let zones = zonesFor(variant)
+            var fleetInstances = kept
+            for index in kept.count..<max(kept.count, variant.instanceCount) {
+                let zoneIndex = index % zones.count
+                do {
+                    let instance = try startInstance(
+                        endpoint: endpoint,
+                        variant: variant,
+                        image: image,
+                        zone: zones[zoneIndex].zone,
+                        subnet: zones[zoneIndex].subnet
+                    )
+                    started.append(instance)
+                    fleetInstances.append(instance)
+                } catch {
+                    await stop(started)
+                    return .failed(reason: "Production variant \(variant.name): \(error.reason)")
+                }
+            }
+            next[variant.name] = Fleet(spec: variant, image: keptImage, instances: fleetInstances)
+        }
+        for (name, fleet) in current where next[name] == nil { retired += fleet.instances }
+
+        let timeouts = Dictionary(
+            spec.variants.map { variant in
+                (
+                    variant.name,
+                    variant.startupHealthCheckTimeoutSeconds.map { Duration.seconds($0) }
+                        ?? configuration.defaultStartupTimeout
+                )
+            },
+            uniquingKeysWith: { a, _ in a }
+        )
+        if let failure = await waitHealthy(started, timeouts: timeouts) {
+            await stop(started)
+            return .failed(reason: failure)
+        }
+        fleets[endpoint] = next
+        await stop(retired)
+        return .succeeded(images: next.mapValues { [$0.image] })
+    }
+
+    /// The running instances of an endpoint.
+    func instances(of endpoint: String) -> [Instance] {
+        (fleets[endpoint] ?? [:]).values.flatMap(\.instances)
+    }
+
+    public func tearDown(endpoint: String) async {
+        guard let current = fleets.removeValue(forKey: endpoint) else { return }
+        await stop(current.values.flatMap(\.instances))
+    }
+
+    /// The zones (with a subnet each) a variant's instances go to, in round-robin order.
+    private func zonesFor(_ variant: VariantSpec) -> [(zone: String, subnet: Subnet)] {
+        var result: [(zone: String, subnet: Subnet)] = []
+        for id in variant.subnetIDs {
+            if let zone = configuration.zones.zone(ofSubnet: id), let subnet = configuration.zones.subnet(id: id),
+                !result.contains(where: { $0.zone == zone.name })
+            {
+                result.append((zone.name, subnet))
+            }
+        }
+        if result.isEmpty {
+            result = configuration.zones.zones.compactMap { zone in zone.subnets.first.map { (zone.name, $0) } }
+        }
+        return result
+    }
+
+    private func startInstance(
+        endpoint: String,
+        variant: VariantSpec,
+        image: ResolvedImage,
+        zone: String,
+        subnet: Subnet
+    ) throws(InstanceStartFailure) -> Instance {
+        guard let address = allocateAddress(in: subnet) else {
+            throw InstanceStartFailure(reason: "No free address is left in subnet \(subnet.id) (\(subnet.cidr)).")
+        }
+        guard let port = Self.freePort(on: address) else {
+            usedAddresses.remove(address)
+            throw InstanceStartFailure(reason: "No free port on \(address).")
+        }
+        let id = "i-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let base = (configuration.dataDirectory as NSString).appendingPathComponent("instances/\(endpoint)")
+        let modelDirectory = (base as NSString).appendingPathComponent("\(id)/model")
+        try? FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
+        var environment = variant.environment
+        environment["SAGEMAKER_BIND_TO_PORT"] = String(port)
+        environment["STRAIT_BIND_ADDRESS"] = address
+        environment["SM_MODEL_DIR"] = modelDirectory
+        environment["PATH"] = environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        do {
+            let process = try InstanceProcess(
+                id: id,
+                executable: image.executable,
+                arguments: image.arguments,
+                environment: environment,
+                logPath: (base as NSString).appendingPathComponent("\(id).log")
+            )
+            logger.info(
+                "instance started",
+                metadata: [
+                    "endpoint": "\(endpoint)", "variant": "\(variant.name)", "instance": "\(id)", "zone": "\(zone)",
+                    "address": "\(address):\(port)", "pid": "\(process.pid)",
+                ]
+            )
+            return Instance(id: id, variant: variant.name, zone: zone, address: address, port: port, process: process)
+        } catch {
+            usedAddresses.remove(address)
+            throw error
+        }
+    }
+
+    /// Waits until every instance answers `/ping` with 200; the failure reason of the first that cannot.
+    private func waitHealthy(_ instances: [Instance], timeouts: [String: Duration]) async -> String? {
+        let probe = self.probe
+        let interval = configuration.pingInterval
+        return await withTaskGroup(of: String?.self) { group in
+            for instance in instances {
+                let timeout = timeouts[instance.variant] ?? configuration.defaultStartupTimeout
+                group.addTask {
+                    let clock = ContinuousClock()
+                    let deadline = clock.now + timeout
+                    while clock.now < deadline {
+                        if Task.isCancelled { return "The deployment was cancelled." }
+                        if let exit = instance.process.exitDescription {
+                            return
+                                "The primary container for production variant \(instance.variant) did not pass the ping health check: the process \(exit) before answering /ping. Last log lines: \(instance.process.logTail())"
+                        }
+                        if await probe.ping(host: instance.address, port: instance.port) == 200 { return nil }
+                        try? await Task.sleep(for: interval)
+                    }
+                    return
+                        "The primary container for production variant \(instance.variant) did not pass the ping health check within \(timeout). Last log lines: \(instance.process.logTail())"
+                }
+            }
+            for await result in group {
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            return nil
+        }
+    }
+
+    private func stop(_ instances: [Instance]) async {
+        let grace = configuration.stopGrace
+        await withTaskGroup(of: Void.self) { group in
+            for instance in instances {
+                group.addTask { await instance.process.stop(grace: grace) }
+            }
+        }
+        for instance in instances {
+            usedAddresses.remove(instance.address)
+            logger.info("instance stopped", metadata: ["instance": "\(instance.id)", "pid": "\(instance.process.pid)"])
+        }
+    }
+
+    /// The next address of the subnet no instance holds, skipping the network address and the first hosts (the
+    /// zone's listeners live there).
+    private func allocateAddress(in subnet: Subnet) -> String? {
+        var offset: UInt32 = 10
+        while let address = subnet.cidr.address(at: offset), UInt64(offset) < subnet.cidr.size - 1 {
+            if !usedAddresses.contains(address) {
+                usedAddresses.insert(address)
+                return address
+            }
+            offset += 1
+        }
+        return nil
+    }
+
+    /// A TCP port that is free on `address` now (the kernel picks it).
+    static func freePort(on address: String) -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else { return nil }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0 else { return nil }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { return nil }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}

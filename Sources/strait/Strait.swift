@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import StraitRuntimes
+import StraitServer
+import UnixSignals
+
+@main
+struct Strait: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "strait",
+        abstract: "A self-hosted, SageMaker-compatible platform for real-time model inference.",
+        subcommands: [Serve.self, Worker.self]
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the SageMaker API and the instances of every endpoint."
+    )
+
+    @Option(
+        help:
+            "Where the store, the credentials file and instance files live (default: $STRAIT_DATA_DIR, else ~/.strait)."
+    )
+    var dataDir: String = ServerConfiguration.defaultDataDirectory()
+
+    @Option(help: "The regional API endpoint, HOST:PORT; port 0 picks a free one.")
+    var listen: String = "\(ServerConfiguration.defaultListenHost):\(ServerConfiguration.defaultListenPort)"
+
+    @Option(help: "The AWS region Strait answers as.")
+    var region: String = ServerConfiguration.defaultRegion
+
+    @Option(help: "The 12-digit account id in ARNs.")
+    var accountId: String = ServerConfiguration.defaultAccountID
+
+    @Option(help: "Seconds an instance has between SIGTERM and SIGKILL.")
+    var instanceStopGrace: Int = 30
+
+    @Option(help: "Instances of one instance type over all endpoints (SageMaker's endpoint-usage quota).")
+    var maxInstancesPerType: Int = 20
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let (host, port) = parseListenAddress(listen) else {
+            throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8400; got '\(listen)'.")
+        }
+        guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
+        var logger = Logger(label: "strait")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let configuration = ServerConfiguration(
+            dataDirectory: (dataDir as NSString).expandingTildeInPath,
+            listenHost: host,
+            listenPort: port,
+            region: region,
+            accountID: accountId,
+            instanceStopGrace: .seconds(instanceStopGrace),
+            maxInstancesPerType: maxInstancesPerType
+        )
+        let application: Application
+        do { application = try buildApplication(configuration, logger: logger) } catch {
+            throw ValidationError("\(error)")
+        }
+        do { try await application.apiServer.bind() } catch {
+            throw ValidationError("Cannot listen on \(listen): \(error)")
+        }
+        FileHandle.standardOutput.write(Data((application.banner + "\n").utf8))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: application.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        try await application.group.shutdownGracefully()
+    }
+}
+
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a built-in model runtime through the SageMaker container contract.",
+        discussion: """
+            Started by Strait's process backend as `strait worker --runtime NAME serve`. Listens on \
+            $STRAIT_BIND_ADDRESS (default 0.0.0.0) and $SAGEMAKER_BIND_TO_PORT (default 8080); the model is in \
+            $SM_MODEL_DIR (default /opt/ml/model).
+            """
+    )
+
+    @Option(help: "The runtime: echo.")
+    var runtime: String = "echo"
+
+    @Argument(help: "The container command: serve.")
+    var command: String = "serve"
+
+    func run() async throws {
+        guard command == "serve" else { throw ValidationError("The only worker command is 'serve', not '\(command)'.") }
+        let environment = ProcessInfo.processInfo.environment
+        let portText = environment["SAGEMAKER_BIND_TO_PORT"] ?? "8080"
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            throw ValidationError("SAGEMAKER_BIND_TO_PORT must be a port number, not '\(portText)'.")
+        }
+        let host = environment["STRAIT_BIND_ADDRESS"] ?? "0.0.0.0"
+        let modelRuntime: any ModelRuntime
+        switch runtime {
+        case EchoRuntime.name: modelRuntime = EchoRuntime()
+        default: throw ValidationError("Unknown runtime '\(runtime)'. Available: \(EchoRuntime.name).")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let channel = try await WorkerServer(host: host, port: port, runtime: modelRuntime).start(group: group)
+        var logger = Logger(label: "strait-worker")
+        logger.logLevel = .notice
+        FileHandle.standardOutput.write(Data("strait worker (\(runtime)) listening on \(host):\(port)\n".utf8))
+        let service = ChannelService(channel: channel)
+        try await ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: service)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        ).run()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// Keeps a listening channel open until graceful shutdown.
+struct ChannelService: Service {
+    let channel: any Channel
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,339 @@
+import Foundation
+import StraitAuth
+import StraitCore
+import StraitTestSupport
+import Testing
+
+/// Signs requests the way an AWS SDK does, with SigV4's own building blocks, so the verifier can be tested on
+/// requests that differ from a valid one in exactly one respect.
+struct TestSigner {
+    var accessKeyID = "AKIDEXAMPLE"
+    var secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    var region = "us-east-1"
+    var service = "service"
+    var amzDate = "20150830T123600Z"
+
+    static let jsonBody = #"{"ModelName":"my-model","PrimaryContainer":{"Image":"example/image:1"}}"#
+
+    /// The headers an SDK sends for an AWS JSON 1.1 call, without Authorization.
+    func headers(extra: [(name: String, value: String)] = []) -> [(name: String, value: String)] {
+        [
+            ("Host", "example.amazonaws.com"),
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", "SageMaker.CreateModel"),
+            ("X-Amz-Date", amzDate),
+        ] + extra
+    }
+
+    /// The Authorization header for `request`, signing every header it carries.
+    func authorization(for request: SignableRequest, signedHeaders: [String]? = nil) -> String {
+        let signed = signedHeaders ?? Set(request.headers.map { $0.name.lowercased() }).sorted()
+        let date = String(amzDate.prefix(8))
+        let scope = "\(date)/\(region)/\(service)/aws4_request"
+        let canonical = SigV4.canonicalRequest(request, signedHeaders: signed)
+        let toSign = SigV4.stringToSign(canonicalRequest: canonical, amzDate: amzDate, scope: scope)
+        let key = SigV4.signingKey(secret: secret, date: date, region: region, service: service)
+        let signature = SigV4.signature(stringToSign: toSign, key: key)
+        return
+            "\(SigV4.algorithm) Credential=\(accessKeyID)/\(scope), SignedHeaders=\(signed.joined(separator: ";")), Signature=\(signature)"
+    }
+
+    /// A signed `POST /` carrying `body`.
+    func signedRequest(
+        body: String = TestSigner.jsonBody,
+        extraHeaders: [(name: String, value: String)] = []
+    ) -> SignableRequest {
+        var request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: headers(extra: extraHeaders),
+            body: Array(body.utf8)
+        )
+        request.headers.append(("Authorization", authorization(for: request)))
+        return request
+    }
+}
+
+extension TestSigner: CustomTestStringConvertible {
+    var testDescription: String { "\(accessKeyID)/\(amzDate.prefix(8))/\(region)/\(service)" }
+}
+
+@Suite struct SigV4VerifierTests {
+    static let credentials = Credentials(
+        accessKeyID: "AKIDEXAMPLE",
+        secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    )
+
+    let verifier = SigV4Verifier(
+        region: "us-east-1",
+        service: "service",
+        credentials: StaticCredentialProvider([Self.credentials]),
+        clock: TestClock(iso8601: "2015-08-30T12:36:00Z")
+    )
+
+    /// Runs the verifier on a request expected to fail and returns the error, checking it is a 403.
+    func failure(_ request: SignableRequest, sourceLocation: SourceLocation = #_sourceLocation) -> ServiceError? {
+        let error = #expect(throws: ServiceError.self, sourceLocation: sourceLocation) { try verifier.verify(request) }
+        #expect(error?.status == 403, sourceLocation: sourceLocation)
+        return error
+    }
+
+    @Test func acceptsARequestSignedWithItsOwnFunctions() throws {
+        #expect(try verifier.verify(TestSigner().signedRequest()) == "AKIDEXAMPLE")
+    }
+
+    @Test func acceptsAnyDateWithinFiveMinutes() throws {
+        for date in ["20150830T123100Z", "20150830T124100Z", "20150830T123559Z"] {
+            #expect(try verifier.verify(TestSigner(amzDate: date).signedRequest()) == "AKIDEXAMPLE")
+        }
+    }
+
+    @Test func missingAuthorization() {
+        let request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: TestSigner().headers(),
+            body: Array(TestSigner.jsonBody.utf8)
+        )
+        let error = failure(request)
+        #expect(error?.code == "MissingAuthenticationTokenException")
+    }
+
+    @Test func emptyAuthorization() {
+        let request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: TestSigner().headers(extra: [("Authorization", "")]),
+            body: Array(TestSigner.jsonBody.utf8)
+        )
+        #expect(failure(request)?.code == "MissingAuthenticationTokenException")
+    }
+
+    @Test func unknownAccessKey() {
+        let error = failure(TestSigner(accessKeyID: "AKIDUNKNOWN").signedRequest())
+        #expect(error?.code == "UnrecognizedClientException")
+        #expect(error?.message == "The security token included in the request is invalid.")
+    }
+
+    @Test func wrongSecret() {
+        let error = failure(TestSigner(secret: "not-the-secret").signedRequest())
+        #expect(error?.code == "InvalidSignatureException")
+        #expect(error?.message.contains("The request signature we calculated does not match") == true)
+    }
+
+    @Test func bodyChangedAfterSigning() {
+        var request = TestSigner().signedRequest()
+        let tampered = SignableRequest(
+            method: request.method,
+            target: "/",
+            headers: request.headers,
+            body: Array(#"{"ModelName":"other-model","PrimaryContainer":{"Image":"example/image:1"}}"#.utf8)
+        )
+        request.payloadHash = tampered.payloadHash
+        let error = failure(request)
+        #expect(error?.code == "InvalidSignatureException")
+        #expect(error?.message.contains("The request signature we calculated does not match") == true)
+    }
+
+    @Test func signedHeaderChangedAfterSigning() throws {
+        var request = TestSigner().signedRequest()
+        let index = try #require(request.headers.firstIndex { $0.name == "X-Amz-Target" })
+        request.headers[index].value = "SageMaker.DeleteModel"
+        #expect(failure(request)?.code == "InvalidSignatureException")
+    }
+
+    @Test func unsignedHeaderMayChange() throws {
+        let signer = TestSigner()
+        var request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: signer.headers(),
+            body: Array(TestSigner.jsonBody.utf8)
+        )
+        request.headers.append(
+            (
+                "Authorization",
+                signer.authorization(for: request, signedHeaders: ["host", "x-amz-date", "x-amz-target"])
+            )
+        )
+        request.headers.append(("User-Agent", "added-by-a-proxy"))
+        #expect(try verifier.verify(request) == "AKIDEXAMPLE")
+    }
+
+    @Test func expiredSignature() throws {
+        let error = try #require(failure(TestSigner(amzDate: "20150830T123000Z").signedRequest()))
+        #expect(error.code == "InvalidSignatureException")
+        #expect(error.message.hasPrefix("Signature expired: 20150830T123000Z is now earlier than "))
+        #expect(error.message.hasSuffix(" - 5 min.)"))
+        #expect(
+            error.message
+                == "Signature expired: 20150830T123000Z is now earlier than 20150830T123100Z (20150830T123600Z - 5 min.)"
+        )
+    }
+
+    @Test func signatureNotYetCurrent() throws {
+        let error = try #require(failure(TestSigner(amzDate: "20150830T124200Z").signedRequest()))
+        #expect(error.code == "InvalidSignatureException")
+        #expect(error.message.hasPrefix("Signature not yet current: 20150830T124200Z is still later than "))
+        #expect(error.message.hasSuffix(" + 5 min.)"))
+    }
+
+    @Test(arguments: [
+        TestSigner(region: "us-west-2"), TestSigner(service: "sagemaker"),
+        TestSigner(region: "eu-west-1", service: "s3"),
+    ])
+    func credentialScopedElsewhere(_ signer: TestSigner) {
+        let error = failure(signer.signedRequest())
+        #expect(error?.code == "InvalidSignatureException")
+        #expect(error?.message.contains("Credential should be scoped") == true)
+    }
+
+    @Test func scopeDateNotTheRequestDate() {
+        var request = TestSigner().signedRequest()
+        let index = request.headers.count - 1
+        request.headers[index].value = request.headers[index].value.replacingOccurrences(
+            of: "/20150830/",
+            with: "/20150829/"
+        )
+        let error = failure(request)
+        #expect(error?.code == "InvalidSignatureException")
+        #expect(error?.message.contains("Date in Credential scope does not match") == true)
+    }
+
+    static let malformedAuthorizations = [
+        "garbage",
+        "AWS4-HMAC-SHA256",
+        "AWS4-HMAC-SHA256 ",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=",
+        "AWS4-HMAC-SHA1 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=x-amz-date;x-amz-target, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE, SignedHeaders=host, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential=/20150830/us-east-1/service/aws4_request, SignedHeaders=host, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws5_request, SignedHeaders=host, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/2015/us-east-1/service/aws4_request, SignedHeaders=host, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request/extra, SignedHeaders=host, Signature=abcd",
+        "AWS4-HMAC-SHA256 Credential=////, SignedHeaders=host, Signature=abcd",
+        "AWS4-HMAC-SHA256 ,,,,",
+        "AWS4-HMAC-SHA256 ===, SignedHeaders=;;;, Signature==",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host, Signature=\u{1F600}",
+        "\u{0}\u{FFFD}",
+    ]
+
+    @Test(arguments: malformedAuthorizations)
+    func malformedAuthorization(_ authorization: String) {
+        let request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: TestSigner().headers(extra: [("Authorization", authorization)]),
+            body: Array(TestSigner.jsonBody.utf8)
+        )
+        let error = failure(request)
+        #expect(["IncompleteSignatureException", "InvalidSignatureException"].contains(error?.code ?? "none"))
+    }
+
+    @Test func missingSignatureIsIncomplete() {
+        let authorization =
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date"
+        let request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: TestSigner().headers(extra: [("Authorization", authorization)]),
+            body: []
+        )
+        let error = failure(request)
+        #expect(error?.code == "IncompleteSignatureException")
+        #expect(error?.message.contains("Authorization header requires 'Signature' parameter.") == true)
+    }
+
+    @Test func otherAlgorithmIsIncomplete() {
+        let request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: TestSigner().headers(extra: [
+                ("Authorization", "AWS3 Credential=x, SignedHeaders=host, Signature=y")
+            ]),
+            body: []
+        )
+        let error = failure(request)
+        #expect(error?.code == "IncompleteSignatureException")
+        #expect(error?.message == "Unsupported AWS 'algorithm': 'AWS3'. Use AWS4-HMAC-SHA256.")
+    }
+
+    @Test func signedHeadersWithoutHostIsInvalid() {
+        let signer = TestSigner()
+        var request = SignableRequest(method: "POST", target: "/", headers: signer.headers(), body: [])
+        request.headers.append(("Authorization", signer.authorization(for: request, signedHeaders: ["x-amz-date"])))
+        let error = failure(request)
+        #expect(error?.code == "InvalidSignatureException")
+        #expect(error?.message.contains("'Host' or ':authority' must be a 'SignedHeader'") == true)
+    }
+
+    @Test func pairWithoutEqualsIsIncomplete() {
+        let authorization =
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders, Signature=abcd"
+        let request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: TestSigner().headers(extra: [("Authorization", authorization)]),
+            body: []
+        )
+        let error = failure(request)
+        #expect(error?.code == "IncompleteSignatureException")
+        #expect(error?.message.contains("missing equal-sign") == true)
+    }
+
+    @Test func twoAuthorizationHeaders() {
+        var request = TestSigner().signedRequest()
+        request.headers.append(request.headers[request.headers.count - 1])
+        #expect(failure(request)?.code == "IncompleteSignatureException")
+    }
+
+    @Test func noDateHeader() {
+        let signer = TestSigner()
+        var request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: signer.headers().filter { $0.name != "X-Amz-Date" },
+            body: []
+        )
+        request.headers.append(("Authorization", signer.authorization(for: request, signedHeaders: ["host"])))
+        let error = failure(request)
+        #expect(error?.code == "IncompleteSignatureException")
+    }
+
+    @Test func dateHeaderInsteadOfAmzDate() throws {
+        let signer = TestSigner()
+        var request = SignableRequest(
+            method: "POST",
+            target: "/",
+            headers: signer.headers().filter { $0.name != "X-Amz-Date" } + [("Date", "Sun, 30 Aug 2015 12:36:00 GMT")],
+            body: Array(TestSigner.jsonBody.utf8)
+        )
+        request.headers.append(("Authorization", signer.authorization(for: request)))
+        #expect(try verifier.verify(request) == "AKIDEXAMPLE")
+    }
+
+    @Test func malformedAmzDate() {
+        let signer = TestSigner(amzDate: "2015-08-30T12:36:00Z")
+        let error = failure(signer.signedRequest())
+        #expect(error?.code == "IncompleteSignatureException")
+        #expect(error?.message.hasPrefix("Date must be in ISO-8601 'basic format'.") == true)
+    }
+
+    @Test func matchingContentSHA256IsAccepted() throws {
+        let hash = SigV4.hexSHA256(Array(TestSigner.jsonBody.utf8))
+        let request = TestSigner().signedRequest(extraHeaders: [("X-Amz-Content-Sha256", hash)])
+        #expect(try verifier.verify(request) == "AKIDEXAMPLE")
+    }
+
+    @Test func mismatchingContentSHA256() {
+        let wrongHash = SigV4.hexSHA256(Array("something else".utf8))
+        let request = TestSigner().signedRequest(extraHeaders: [("X-Amz-Content-Sha256", wrongHash)])
+        let error = failure(request)
+        #expect(error?.code == "InvalidSignatureException")
+        #expect(error?.message.contains("x-amz-content-sha256") == true)
+    }
+}
