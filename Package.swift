@@ -5,7 +5,9 @@ let package = Package(
     name: "strait",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "strait", targets: ["strait"])
+        .executable(name: "strait", targets: ["strait"]),
+        // For the Benchmarks package (request signing).
+        .library(name: "StraitAuth", targets: ["StraitAuth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -43,6 +45,15 @@ let package = Package(
             ]
         ),
         .target(
+            name: "StraitDataPlane",
+            dependencies: [
+                "StraitCore", "StraitAuth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "StraitRuntimes",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -53,7 +64,8 @@ let package = Package(
         .target(
             name: "StraitServer",
             dependencies: [
-                "StraitCore", "StraitStore", "StraitAuth", "StraitControlPlane", "StraitSupervisor", "StraitRuntimes",
+                "StraitCore", "StraitStore", "StraitAuth", "StraitControlPlane", "StraitDataPlane", "StraitSupervisor",
+                "StraitRuntimes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -77,6 +89,10 @@ let package = Package(
         .testTarget(name: "StraitCoreTests", dependencies: ["StraitCore", "StraitTestSupport"]),
         .testTarget(name: "StraitStoreTests", dependencies: ["StraitStore", "StraitTestSupport"]),
         .testTarget(name: "StraitAuthTests", dependencies: ["StraitAuth", "StraitCore", "StraitTestSupport"]),
+        .testTarget(
+            name: "StraitDataPlaneTests",
+            dependencies: ["StraitDataPlane", "StraitCore", .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
         .testTarget(
             name: "StraitSupervisorTests",
             dependencies: [

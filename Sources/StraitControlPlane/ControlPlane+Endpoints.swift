@@ -53,7 +53,8 @@ extension ControlPlane {
             }
         )
         let used = try instanceUsage(excluding: name)
-        let action = try mutateEndpoint(name) { (lifecycle: inout EndpointLifecycle, now) throws(ServiceError) in
+        let (action, stored) = try mutateEndpoint(name) {
+            (lifecycle: inout EndpointLifecycle, now) throws(ServiceError) in
             if retain {
                 for index in spec.variants.indices {
                     guard
@@ -70,8 +71,8 @@ extension ControlPlane {
             try checkInstanceLimits(spec, used: used)
             return try lifecycle.updateRequested(spec: spec, now: now)
         }
-        controller.perform(action, endpoint: name)
-        return .object(["EndpointArn": .string(account.arn(.endpoint, name))])
+        controller.perform(action, endpoint: stored)
+        return .object(["EndpointArn": .string(account.arn(.endpoint, stored))])
     }
 
     func updateWeightsAndCapacities(_ request: Request) throws(ServiceError) -> JSONValue {
@@ -93,38 +94,41 @@ extension ControlPlane {
             changes.append((variant, weight, count))
         }
         let used = try instanceUsage(excluding: name)
-        let action = try mutateEndpoint(name) { (lifecycle: inout EndpointLifecycle, now) throws(ServiceError) in
+        let (action, stored) = try mutateEndpoint(name) {
+            (lifecycle: inout EndpointLifecycle, now) throws(ServiceError) in
             let action = try lifecycle.weightsAndCapacitiesRequested(changes, now: now)
             try checkInstanceLimits(lifecycle.record.target, used: used)
             return action
         }
-        controller.perform(action, endpoint: name)
-        return .object(["EndpointArn": .string(account.arn(.endpoint, name))])
+        controller.perform(action, endpoint: stored)
+        return .object(["EndpointArn": .string(account.arn(.endpoint, stored))])
     }
 
     func deleteEndpoint(_ request: Request) throws(ServiceError) -> JSONValue {
         let name = try request.required("EndpointName")
-        let action = try mutateEndpoint(name) { (lifecycle: inout EndpointLifecycle, now) throws(ServiceError) in
+        let (action, stored) = try mutateEndpoint(name) {
+            (lifecycle: inout EndpointLifecycle, now) throws(ServiceError) in
             try lifecycle.deleteRequested(now: now)
         }
-        controller.perform(action, endpoint: name)
+        controller.perform(action, endpoint: stored)
         return .object([:])
     }
 
     /// Applies a lifecycle event to a stored endpoint in one transaction and returns the action to carry out.
+    /// - Returns: the action, and the endpoint's name as stored (the request may spell it in another case).
     private func mutateEndpoint(
         _ name: String,
         _ event: (inout EndpointLifecycle, Date) throws(ServiceError) -> EndpointLifecycle.Action
-    ) throws(ServiceError) -> EndpointLifecycle.Action {
+    ) throws(ServiceError) -> (EndpointLifecycle.Action, name: String) {
         let now = clock.now()
-        let action = try store.updateEndpoint(named: name) { (record: inout EndpointRecord) throws(ServiceError) in
+        let result = try store.updateEndpoint(named: name) { (record: inout EndpointRecord) throws(ServiceError) in
             var lifecycle = EndpointLifecycle(record)
             let action = try event(&lifecycle, now)
             record = lifecycle.record
-            return action
+            return (action, record.name)
         }
-        guard let action else { throw notFound(.endpoint, name) }
-        return action
+        guard let result else { throw notFound(.endpoint, name) }
+        return result
     }
 
     /// Reads an endpoint config and its models into the deployment an endpoint will run.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 public import StraitCore
 public import StraitStore
+import Synchronization
 
 /// The SageMaker control plane: AWS JSON 1.1 operations (`X-Amz-Target: SageMaker.<Operation>`) over the store.
 ///
@@ -18,6 +19,7 @@ public final class ControlPlane: Sendable {
     let controller: EndpointController
     let limits: ControlPlaneLimits
     let model = ServiceModel.shared
+    private let instanceChanges = Mutex(())
 
     public init(
         store: any ResourceStore,
@@ -77,17 +79,26 @@ public final class ControlPlane: Sendable {
             )
         case "DeleteEndpointConfig":
             return try deleteDocument(.endpointConfig, request, nameField: "EndpointConfigName")
-        case "CreateEndpoint": return try createEndpoint(request)
+        case "CreateEndpoint":
+            return try serializingInstanceChanges { () throws(ServiceError) in try createEndpoint(request) }
         case "DescribeEndpoint": return try describeEndpoint(request)
         case "ListEndpoints": return try listEndpoints(request)
-        case "UpdateEndpoint": return try updateEndpoint(request)
-        case "UpdateEndpointWeightsAndCapacities": return try updateWeightsAndCapacities(request)
+        case "UpdateEndpoint":
+            return try serializingInstanceChanges { () throws(ServiceError) in try updateEndpoint(request) }
+        case "UpdateEndpointWeightsAndCapacities":
+            return try serializingInstanceChanges { () throws(ServiceError) in try updateWeightsAndCapacities(request) }
         case "DeleteEndpoint": return try deleteEndpoint(request)
         case "AddTags": return try addTags(request)
         case "ListTags": return try listTags(request)
         case "DeleteTags": return try deleteTags(request)
         default: throw ServiceError.internalFailure()
         }
+    }
+
+    /// Runs an operation that changes how many instances endpoints want, one at a time, so that two concurrent
+    /// requests cannot both pass the instance quota.
+    func serializingInstanceChanges(_ body: () throws(ServiceError) -> JSONValue) throws(ServiceError) -> JSONValue {
+        try instanceChanges.withLock { (_: inout Void) throws(ServiceError) -> JSONValue in try body() }
     }
 
     /// Runs a store call, turning its failure into the error the client sees.

@@ -116,8 +116,9 @@ public struct EndpointLifecycle: Sendable {
         record.deployment = spec
         record.pending = nil
         record.configName = spec.configName
+        // A recovery keeps the reason an interrupted update left; any other success clears it.
+        if record.status != .systemUpdating { record.failureReason = nil }
         record.status = .inService
-        record.failureReason = nil
         record.lastModifiedTime = now
         record.variants = spec.variants.map { variant in
             VariantState(
@@ -176,7 +177,22 @@ public struct EndpointLifecycle: Sendable {
         case .inService, .systemUpdating, .rollingBack:
             record.status = .systemUpdating
             record.pending = nil
-        case .creating, .updating:
+        case .updating:
+            // The old fleet stopped with the server; bring it back rather than the update, whose failure would
+            // otherwise "fall back" to instances that no longer run.
+            if let pending = record.pending {
+                record.failureReason =
+                    "The update to endpoint configuration \(pending.configName) was interrupted by a restart of strait serve; the endpoint runs \(record.deployment.configName). Call UpdateEndpoint again."
+            }
+            record.status = .systemUpdating
+            record.pending = nil
+            for index in record.variants.indices {
+                if let variant = record.deployment.variants.first(where: { $0.name == record.variants[index].name }) {
+                    record.variants[index].desiredWeight = variant.weight
+                    record.variants[index].desiredInstanceCount = variant.instanceCount
+                }
+            }
+        case .creating:
             break
         }
         record.generation += 1

@@ -1,6 +1,7 @@
 public import NIOCore
 
-/// `strait/echo`: answers every invocation with its own body and content type. For tests and overhead benchmarks.
+/// `strait/echo`: answers every invocation with its own body, content type and custom attributes. For tests and
+/// overhead benchmarks.
 public struct EchoRuntime: ModelRuntime {
     public static let name = "echo"
 
@@ -12,10 +13,14 @@ public struct EchoRuntime: ModelRuntime {
         body: ByteBuffer,
         contentType: String?,
         accept: String?,
+        customAttributes: String?,
         allocator: ByteBufferAllocator
-    )
-        -> InvocationResult
-    {
-        InvocationResult(status: 200, contentType: contentType ?? "application/octet-stream", body: body)
+    ) -> InvocationResult {
+        InvocationResult(
+            status: 200,
+            contentType: contentType ?? "application/octet-stream",
+            body: body,
+            customAttributes: customAttributes
+        )
     }
 }

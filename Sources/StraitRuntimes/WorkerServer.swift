@@ -13,6 +13,7 @@ public protocol ModelRuntime: Sendable {
         body: ByteBuffer,
         contentType: String?,
         accept: String?,
+        customAttributes: String?,
         allocator: ByteBufferAllocator
     ) -> InvocationResult
 }
@@ -22,11 +23,15 @@ public struct InvocationResult: Sendable {
     public var status: HTTPResponseStatusCode
     public var contentType: String?
     public var body: ByteBuffer
+    /// `X-Amzn-SageMaker-Custom-Attributes` for the caller.
+    public var customAttributes: String?
 
-    public init(status: HTTPResponseStatusCode, contentType: String?, body: ByteBuffer) {
+    public init(status: HTTPResponseStatusCode, contentType: String?, body: ByteBuffer, customAttributes: String? = nil)
+    {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.customAttributes = customAttributes
     }
 }
 
@@ -122,6 +127,7 @@ final class WorkerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 body: payload,
                 contentType: head.headers.first(name: "content-type"),
                 accept: head.headers.first(name: "accept"),
+                customAttributes: head.headers.first(name: "x-amzn-sagemaker-custom-attributes"),
                 allocator: context.channel.allocator
             )
             write(
@@ -129,7 +135,8 @@ final class WorkerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 head: head,
                 status: HTTPResponseStatus(statusCode: result.status),
                 contentType: result.contentType,
-                body: result.body
+                body: result.body,
+                customAttributes: result.customAttributes
             )
         default:
             write(context: context, head: head, status: .notFound, contentType: nil, body: nil)
@@ -141,10 +148,12 @@ final class WorkerHandler: ChannelInboundHandler, RemovableChannelHandler {
         head: HTTPRequestHead,
         status: HTTPResponseStatus,
         contentType: String?,
-        body: ByteBuffer?
+        body: ByteBuffer?,
+        customAttributes: String? = nil
     ) {
         var headers = HTTPHeaders()
         if let contentType { headers.add(name: "content-type", value: contentType) }
+        if let customAttributes { headers.add(name: "x-amzn-sagemaker-custom-attributes", value: customAttributes) }
         headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "connection", value: "close") }

@@ -12,14 +12,22 @@ public struct APIResponder: BufferedResponder {
 
     let controlPlane: ControlPlane
     let verifier: SigV4Verifier
+    /// The data plane's metrics as Prometheus text, for `GET /metrics`.
+    let metrics: (@Sendable () async -> String)?
 
-    public init(controlPlane: ControlPlane, verifier: SigV4Verifier) {
+    public init(controlPlane: ControlPlane, verifier: SigV4Verifier, metrics: (@Sendable () async -> String)? = nil) {
         self.controlPlane = controlPlane
         self.verifier = verifier
+        self.metrics = metrics
     }
 
     public func respond(to request: BufferedRequest) async -> BufferedResponse {
         let requestID = UUID().uuidString.lowercased()
+        if request.head.method == .GET, request.head.uri == "/metrics", let metrics {
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4")
+            return BufferedResponse(status: .ok, headers: headers, body: Array(await metrics().utf8))
+        }
         do {
             let document = try handle(request)
             return Self.json(.ok, document, requestID: requestID)

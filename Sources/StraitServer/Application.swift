@@ -6,6 +6,7 @@ public import ServiceLifecycle
 import StraitAuth
 import StraitControlPlane
 import StraitCore
+import StraitDataPlane
 import StraitStore
 import StraitSupervisor
 
@@ -14,15 +15,25 @@ public struct Application: Sendable {
     public let configuration: ServerConfiguration
     /// In dependency order; ServiceGroup stops them in reverse (listener first, instances last).
     public let services: [any Service]
+    /// The regional endpoint: the SageMaker API and InvokeEndpoint across all zones.
     public let apiServer: HTTPServer
+    /// One runtime endpoint per zone, on the first host address of the zone's subnet and the regional port.
+    public let zonalServers: [HTTPServer]
     public let credentialsPath: String
     public let credentialsCreated: Bool
     public let group: MultiThreadedEventLoopGroup
+    /// Held while the application lives: one server per data directory.
+    public let lock: DataDirectoryLock
 
     /// The regional API endpoint URL (valid after the listener is bound).
-    public var endpointURL: String {
-        let host = configuration.listenHost.contains(":") ? "[\(configuration.listenHost)]" : configuration.listenHost
-        return "http://\(host):\(apiServer.port ?? configuration.listenPort)"
+    public var endpointURL: String { apiServer.url }
+
+    /// Binds the regional listener, then each zonal one on the same port.
+    public func bind() async throws {
+        try await apiServer.bind()
+        for server in zonalServers {
+            try await server.bind(port: apiServer.port)
+        }
     }
 
     /// What `strait serve` prints when it is ready.
@@ -35,11 +46,13 @@ public struct Application: Sendable {
           Data directory: \(configuration.dataDirectory)
           Credentials:    \(credentialsPath) (profile default\(credentialsCreated ? ", created now" : ""))
           Zones:          \(configuration.zones.zones.map { "\($0.name) \($0.subnets.map { "\($0.id) \($0.cidr)" }.joined(separator: ", "))" }.joined(separator: "; "))
+          Runtime:        \(endpointURL) (regional)\(zonalServers.map { "\n                  \($0.url) (zonal, \($0.name))" }.joined())
 
         Point boto3 and the AWS CLI at it:
           export AWS_SHARED_CREDENTIALS_FILE=\(credentialsPath)
           export AWS_DEFAULT_REGION=\(configuration.region)
           export AWS_ENDPOINT_URL_SAGEMAKER=\(endpointURL)
+          export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=\(zonalServers.first?.url ?? endpointURL)
         """
     }
 }
@@ -58,6 +71,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             "Cannot create the data directory \(configuration.dataDirectory): \(error.localizedDescription)"
         )
     }
+    let lock = try DataDirectoryLock(dataDirectory: configuration.dataDirectory)
     let credentialsPath = (configuration.dataDirectory as NSString).appendingPathComponent("credentials")
     let (credentials, created): (Credentials, Bool)
     do { (credentials, created) = try CredentialsFile.loadOrCreate(path: credentialsPath) } catch {
@@ -77,6 +91,22 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     }
     let clock = SystemWallClock()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+    let account = AccountContext(region: configuration.region, accountID: configuration.accountID)
+    let verifier = SigV4Verifier(
+        region: configuration.region,
+        service: "sagemaker",
+        credentials: StaticCredentialProvider([credentials]),
+        clock: clock
+    )
+    let timeout = configuration.invocationTimeout.components
+    let dataPlane = DataPlane(
+        group: group,
+        verifier: verifier,
+        account: account,
+        zones: configuration.zones,
+        invocationTimeout: .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000),
+        endpointStatus: { name in (try? store.endpoint(named: name))?.status.rawValue }
+    )
     let reconciler = ProcessReconciler(
         configuration: SupervisorConfiguration(
             dataDirectory: configuration.dataDirectory,
@@ -86,10 +116,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         ),
         probe: HealthProbe(group: group),
         clock: clock,
-        logger: logger
+        logger: logger,
+        publish: dataPlane.publish
     )
     let controller = EndpointController(store: store, reconciler: reconciler, clock: clock, logger: logger)
-    let account = AccountContext(region: configuration.region, accountID: configuration.accountID)
     let controlPlane = ControlPlane(
         store: store,
         account: account,
@@ -97,30 +127,44 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         controller: controller,
         limits: ControlPlaneLimits(instancesPerType: configuration.maxInstancesPerType)
     )
-    let verifier = SigV4Verifier(
-        region: configuration.region,
-        service: "sagemaker",
-        credentials: StaticCredentialProvider([credentials]),
-        clock: clock
-    )
     let apiServer = HTTPServer(
-        name: "api",
+        name: "regional",
         host: configuration.listenHost,
         port: configuration.listenPort,
         group: group,
-        responder: APIResponder(controlPlane: controlPlane, verifier: verifier),
+        responder: APIResponder(controlPlane: controlPlane, verifier: verifier, metrics: dataPlane.metricsText),
+        dataPlane: dataPlane,
         maximumBodySize: APIResponder.maximumBodySize,
         logger: logger
     )
+    var zonalServers: [HTTPServer] = []
+    for zone in configuration.zones.zones {
+        guard let address = zone.subnets.first?.cidr.address(at: 1) else { continue }
+        zonalServers.append(
+            HTTPServer(
+                name: zone.name,
+                host: address,
+                port: configuration.listenPort,
+                group: group,
+                responder: nil,
+                dataPlane: dataPlane,
+                zone: zone.name,
+                maximumBodySize: DataPlane.maximumPayloadSize,
+                logger: logger
+            )
+        )
+    }
     do { try controller.recoverEndpoints() } catch {
         throw ConfigurationError("Cannot read the stored endpoints: \(error.message)")
     }
     return Application(
         configuration: configuration,
-        services: [reconciler, controller, apiServer],
+        services: [reconciler, controller] + zonalServers + [apiServer],
         apiServer: apiServer,
+        zonalServers: zonalServers,
         credentialsPath: credentialsPath,
         credentialsCreated: created,
-        group: group
+        group: group,
+        lock: lock
     )
 }

@@ -3,6 +3,7 @@ public import NIOCore
 public import NIOHTTP1
 public import NIOPosix
 public import ServiceLifecycle
+public import StraitDataPlane
 import Synchronization
 
 /// A whole HTTP request: head, body, and who sent it.
@@ -32,34 +33,38 @@ public protocol BufferedResponder: Sendable {
     func bodyTooLarge(_ head: HTTPRequestHead) -> BufferedResponse
 }
 
-/// An HTTP/1.1 listener that buffers each request (up to a size bound) and hands it to a ``BufferedResponder``.
+/// An HTTP/1.1 listener: InvokeEndpoint on the raw NIO data path when it has a data plane, everything else buffered
+/// and handed to a ``BufferedResponder`` (the control plane) when it has one.
 ///
 /// A `Service`: `run()` serves until graceful shutdown, then stops accepting, lets in-flight requests finish (for
 /// at most `drainTimeout`) and closes the remaining connections.
 public final class HTTPServer: Service {
     public let name: String
-    private let host: String
+    public let host: String
     private let requestedPort: Int
     private let group: MultiThreadedEventLoopGroup
-    private let responder: any BufferedResponder
+    private let responder: (any BufferedResponder)?
+    private let dataPlane: DataPlane?
+    private let zone: String?
     private let maximumBodySize: Int
     private let drainTimeout: Duration
     private let logger: Logger
-    private let state = Mutex(State())
+    let activity = ListenerActivity()
+    private let channel = Mutex<(any Channel)?>(nil)
     private let boundPort = Mutex<Int?>(nil)
 
-    struct State {
-        var inFlight = 0
-        var connections: [ObjectIdentifier: any Channel] = [:]
-        var draining = false
-    }
-
+    /// - Parameters:
+    ///   - responder: answers requests that are not invocations; nil answers them with 404.
+    ///   - dataPlane: serves InvokeEndpoint; nil leaves every request to `responder`.
+    ///   - zone: the zone a zonal listener serves; nil for the regional endpoint.
     public init(
         name: String,
         host: String,
         port: Int,
         group: MultiThreadedEventLoopGroup,
-        responder: any BufferedResponder,
+        responder: (any BufferedResponder)?,
+        dataPlane: DataPlane?,
+        zone: String? = nil,
         maximumBodySize: Int,
         drainTimeout: Duration = .seconds(10),
         logger: Logger
@@ -69,35 +74,58 @@ public final class HTTPServer: Service {
         self.requestedPort = port
         self.group = group
         self.responder = responder
+        self.dataPlane = dataPlane
+        self.zone = zone
         self.maximumBodySize = maximumBodySize
         self.drainTimeout = drainTimeout
         self.logger = logger
     }
 
-    private let channel = Mutex<(any Channel)?>(nil)
-
-    /// Binds the listening socket. Call before `run()`; the bound port is then in ``port``.
-    public func bind() async throws {
-        let server = self
+    /// Binds the listening socket, on `port` if given (else the configured one). Call before `run()`; the bound
+    /// port is then in ``port``.
+    public func bind(port: Int? = nil) async throws {
+        let (responder, dataPlane, zone, activity, maximumBodySize) = (
+            self.responder, self.dataPlane, self.zone, self.activity, self.maximumBodySize
+        )
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        BufferingHandler(server: server, maximumBodySize: server.maximumBodySize)
-                    )
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                    try pipeline.addHandler(ConnectionTracker(activity: activity))
+                    if let dataPlane {
+                        try pipeline.addHandler(
+                            InvocationHandler(
+                                dataPlane: dataPlane,
+                                zone: zone,
+                                passThrough: responder != nil,
+                                activity: activity
+                            )
+                        )
+                    }
+                    if let responder {
+                        try pipeline.addHandler(
+                            BufferingHandler(responder: responder, activity: activity, maximumBodySize: maximumBodySize)
+                        )
+                    }
                 }
             }
-            .bind(host: host, port: requestedPort).get()
+            .bind(host: host, port: port ?? requestedPort).get()
         self.channel.withLock { $0 = channel }
         boundPort.withLock { $0 = channel.localAddress?.port }
     }
 
     /// The port the listener is bound to (after ``bind()``).
     public var port: Int? { boundPort.withLock { $0 } }
+
+    /// The listener's URL (after ``bind()``).
+    public var url: String {
+        let shown = host.contains(":") ? "[\(host)]" : host
+        return "http://\(shown):\(port ?? requestedPort)"
+    }
 
     public func run() async throws {
         guard let channel = channel.withLock({ $0 }) else { throw CancellationError() }
@@ -111,65 +139,56 @@ public final class HTTPServer: Service {
 
     /// Waits for in-flight requests to finish (bounded), then closes every connection.
     private func drain() async {
-        state.withLock { $0.draining = true }
+        activity.startDraining()
         let clock = ContinuousClock()
         let deadline = clock.now + drainTimeout
-        while state.withLock({ $0.inFlight }) > 0, clock.now < deadline {
+        while activity.requestsInFlight > 0, clock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let connections = state.withLock { Array($0.connections.values) }
-        for connection in connections { try? await connection.close() }
+        for connection in activity.openConnections { try? await connection.close() }
         logger.info("listener stopped", metadata: ["listener": "\(name)"])
     }
-
-    fileprivate func connectionOpened(_ channel: any Channel) {
-        state.withLock { $0.connections[ObjectIdentifier(channel)] = channel }
-    }
-
-    fileprivate func connectionClosed(_ channel: any Channel) {
-        _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-
-    fileprivate func requestStarted() -> Bool {
-        state.withLock { state in
-            state.inFlight += 1
-            return !state.draining
-        }
-    }
-
-    fileprivate func requestFinished() { state.withLock { $0.inFlight -= 1 } }
-
-    fileprivate func respond(to request: BufferedRequest) async -> BufferedResponse {
-        await responder.respond(to: request)
-    }
-
-    fileprivate func bodyTooLarge(_ head: HTTPRequestHead) -> BufferedResponse { responder.bodyTooLarge(head) }
 }
 
-/// Collects a request's parts and answers it through the server's responder.
+/// Keeps the listener's list of open connections.
+final class ConnectionTracker: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    private let activity: ListenerActivity
+
+    init(activity: ListenerActivity) { self.activity = activity }
+
+    func channelActive(context: ChannelHandlerContext) {
+        activity.connectionOpened(context.channel)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        activity.connectionClosed(context.channel)
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionTracker: Sendable {}
+
+/// Collects a request's parts and answers it through the responder (one task per request: control plane only).
 final class BufferingHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let server: HTTPServer
+    private let responder: any BufferedResponder
+    private let activity: ListenerActivity
     private let maximumBodySize: Int
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(server: HTTPServer, maximumBodySize: Int) {
-        self.server = server
+    init(responder: any BufferedResponder, activity: ListenerActivity, maximumBodySize: Int) {
+        self.responder = responder
+        self.activity = activity
         self.maximumBodySize = maximumBodySize
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        server.connectionOpened(context.channel)
-        context.fireChannelActive()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        server.connectionClosed(context.channel)
-        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -190,19 +209,19 @@ final class BufferingHandler: ChannelInboundHandler {
             guard let head else { return }
             self.head = nil
             if tooLarge {
-                write(server.bodyTooLarge(head), for: head, context: context, close: true)
+                write(responder.bodyTooLarge(head), for: head, context: context, close: true)
                 return
             }
             let request = BufferedRequest(head: head, body: body, remoteAddress: context.channel.remoteAddress)
             body = []
-            let accepting = server.requestStarted()
-            let server = self.server
+            let accepting = activity.requestStarted()
+            let (responder, activity) = (self.responder, self.activity)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.makeFutureWithTask {
-                await server.respond(to: request)
+                await responder.respond(to: request)
             }.whenComplete { result in
                 let (handler, context) = loopBound.value
-                server.requestFinished()
+                activity.requestFinished()
                 switch result {
                 case .success(let response):
                     handler.write(response, for: head, context: context, close: !accepting)

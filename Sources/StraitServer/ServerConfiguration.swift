@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     public var workerExecutable: String
     /// Instances of one instance type over all endpoints (SageMaker's per-type endpoint-usage quota).
     public var maxInstancesPerType: Int
+    /// How long an instance has to answer an invocation: 60 s, as SageMaker.
+    public var invocationTimeout: Duration
 
     public init(
         dataDirectory: String = ServerConfiguration.defaultDataDirectory(),
@@ -32,8 +34,10 @@ public struct ServerConfiguration: Sendable {
         zones: ZoneLayout? = nil,
         instanceStopGrace: Duration = .seconds(30),
         workerExecutable: String = ServerConfiguration.currentExecutable(),
-        maxInstancesPerType: Int = 20
+        maxInstancesPerType: Int = 20,
+        invocationTimeout: Duration = .seconds(60)
     ) {
+        self.invocationTimeout = invocationTimeout
         self.maxInstancesPerType = maxInstancesPerType
         self.dataDirectory = dataDirectory
         self.listenHost = listenHost

@@ -5,12 +5,18 @@ import Synchronization
 import Glibc
 #endif
 
-/// One instance running as a child process: started with `serve`, its output in a log file, stopped with SIGTERM
-/// then SIGKILL after a bound.
+/// One instance running as a child process: started with `serve` in a process group of its own, with default signal
+/// dispositions and no blocked signals (as a container's entry point starts), its output in a log file; stopped with
+/// SIGTERM to the whole group, then SIGKILL after a bound.
+///
+/// Spawned with `posix_spawn` and reaped by a thread of its own blocked in `waitpid`, rather than with Foundation's
+/// `Process`: that one passes the spawning thread's signal mask on (Swift's worker threads block SIGTERM) and only
+/// notices an exit when every descendant has closed a socket it hands down.
 final class InstanceProcess: Sendable {
     let id: String
     let logPath: String
-    private let process: Process
+    let pid: pid_t
+    private let pidFilePath: String
     private let exit = ExitState()
 
     /// Starts the process.
@@ -33,58 +39,117 @@ final class InstanceProcess: Sendable {
                 reason: "Cannot create the log directory \(directory): \(error.localizedDescription)"
             )
         }
-        guard FileManager.default.createFile(atPath: logPath, contents: nil),
-            let log = FileHandle(forWritingAtPath: logPath)
-        else { throw InstanceStartFailure(reason: "Cannot create the instance log \(logPath).") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments + ["serve"]
-        process.environment = environment
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        self.process = process
-        process.terminationHandler = { [exit] process in
-            exit.finish(status: process.terminationStatus, reason: process.terminationReason)
+        let pid = try Self.spawn(
+            executable: executable,
+            arguments: arguments + ["serve"],
+            environment: environment,
+            logPath: logPath
+        )
+        self.pid = pid
+        OrphanReaper.writePidFile(path: pidFilePath, pid: pid, startTime: OrphanReaper.startTime(of: pid))
+        let exit = self.exit
+        let reaper = Thread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+            exit.finish(status: status)
         }
-        do { try process.run() } catch {
-            try? log.close()
-            throw InstanceStartFailure(reason: "Cannot start \(executable): \(error.localizedDescription)")
-        }
-        try? log.close()
-        OrphanReaper.writePidFile(path: pidFilePath, pid: process.processIdentifier, executable: executable)
+        reaper.name = "strait-reap-\(pid)"
+        reaper.start()
     }
 
-    private let pidFilePath: String
-
-    var pid: Int32 { process.processIdentifier }
+    private static func spawn(
+        executable: String,
+        arguments: [String],
+        environment: [String: String],
+        logPath: String
+    ) throws(InstanceStartFailure) -> pid_t {
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard log >= 0 else {
+            throw InstanceStartFailure(
+                reason: "Cannot create the instance log \(logPath): \(String(cString: strerror(errno)))."
+            )
+        }
+        defer { close(log) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, log, 1)
+        posix_spawn_file_actions_adddup2(&actions, log, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes,
+            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
+        )
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        var result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        // ETXTBSY: another thread's child briefly holds a write descriptor of a just-written executable.
+        var attempts = 0
+        while result == ETXTBSY, attempts < 20 {
+            usleep(10_000)
+            attempts += 1
+            result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        }
+        guard result == 0 else {
+            throw InstanceStartFailure(reason: "Cannot start \(executable): \(String(cString: strerror(result))).")
+        }
+        return pid
+    }
 
     /// How the process ended, or nil while it runs.
     var exitDescription: String? {
-        exit.result.map {
-            $0.reason == .uncaughtSignal ? "was killed by signal \($0.status)" : "exited with status \($0.status)"
+        exit.status.map { status in
+            let signal = status & 0x7F
+            return signal != 0 ? "was killed by signal \(signal)" : "exited with status \((status >> 8) & 0xFF)"
         }
     }
 
-    var isRunning: Bool { exit.result == nil }
+    var isRunning: Bool { exit.status == nil }
 
-    /// Returns when the process has ended.
+    /// Returns when the process has ended (or at once if it has).
     func waitForExit() async { await exit.wait() }
 
-    /// SIGTERM, then SIGKILL if the process is still there after `grace`; returns once it has ended.
+    /// Waits for the process to end for at most `limit`; true if it has ended. Not cut short by cancellation, so a
+    /// stop during shutdown still gives the instance its grace period without spinning.
+    func waitForExit(atMost limit: Duration) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            // Detached: a cancelled caller must still wait out the bound, not spin.
+            Task.detached {
+                try? await Task.sleep(for: limit)
+                once.resume(false)
+            }
+            exit.onExit { once.resume(true) }
+        }
+    }
+
+    /// SIGTERM to the process group, then SIGKILL to it if the process is still there after `grace`; returns once it
+    /// has ended (or, should even SIGKILL not end it, after a further bound).
     func stop(grace: Duration) async {
         defer { try? FileManager.default.removeItem(atPath: pidFilePath) }
         guard isRunning else { return }
-        kill(pid, SIGTERM)
-        let clock = ContinuousClock()
-        let deadline = clock.now + grace
-        while isRunning, clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+        kill(-pid, SIGTERM)
+        if await waitForExit(atMost: grace) {
+            kill(-pid, SIGKILL)  // what the entry point started and left behind
+            return
         }
-        if isRunning {
-            kill(pid, SIGKILL)
-            await waitForExit()
-        }
+        kill(-pid, SIGKILL)
+        _ = await waitForExit(atMost: .seconds(5))
     }
 
     /// The last lines of the instance's log, for failure reasons.
@@ -100,34 +165,53 @@ final class InstanceProcess: Sendable {
     }
 }
 
-/// How a process ended, and who is waiting for it to end.
+/// Resumes a continuation once, whichever of several events comes first.
+private final class ResumeOnce: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
+
+    init(_ continuation: CheckedContinuation<Bool, Never>) { self.continuation = Mutex(continuation) }
+
+    func resume(_ value: Bool) {
+        continuation.withLock { stored in
+            stored?.resume(returning: value)
+            stored = nil
+        }
+    }
+}
+
+/// How a process ended, and what waits for it to end.
 private final class ExitState: Sendable {
     private struct State {
-        var result: (status: Int32, reason: Process.TerminationReason)?
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var status: Int32?
+        var waiters: [@Sendable () -> Void] = []
     }
 
     private let state = Mutex(State())
 
-    var result: (status: Int32, reason: Process.TerminationReason)? { state.withLock { $0.result } }
+    var status: Int32? { state.withLock { $0.status } }
 
-    func finish(status: Int32, reason: Process.TerminationReason) {
+    func finish(status: Int32) {
         let waiters = state.withLock { state in
-            state.result = (status, reason)
+            state.status = status
             defer { state.waiters.removeAll() }
             return state.waiters
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter() }
+    }
+
+    /// Runs `action` once the process has ended (at once if it has).
+    func onExit(_ action: @escaping @Sendable () -> Void) {
+        let done = state.withLock { state in
+            if state.status != nil { return true }
+            state.waiters.append(action)
+            return false
+        }
+        if done { action() }
     }
 
     func wait() async {
-        await withCheckedContinuation { continuation in
-            let done = state.withLock { state in
-                if state.result != nil { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            onExit { continuation.resume() }
         }
     }
 }

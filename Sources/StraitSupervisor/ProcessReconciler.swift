@@ -46,6 +46,11 @@ struct Instance: Sendable {
     let address: String
     let port: Int
     let process: InstanceProcess
+    let outstanding = OutstandingRequests()
+
+    var route: InstanceRoute {
+        InstanceRoute(id: id, zone: zone, host: address, port: port, outstanding: outstanding)
+    }
 }
 
 /// The process backend of the reconciler: each instance is a child process that speaks the SageMaker container
@@ -64,15 +69,19 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private let probe: HealthProbe
     private let logger: Logger
     private let clock: any WallClock
+    private let publish: @Sendable (RoutingTable) -> Void
     private var fleets: [String: [String: Fleet]] = [:]
     private var usedAddresses: Set<String> = []
 
+    /// - Parameter publish: receives a new routing snapshot whenever the serving instances change.
     public init(
         configuration: SupervisorConfiguration,
         probe: HealthProbe,
         clock: any WallClock = SystemWallClock(),
-        logger: Logger
+        logger: Logger,
+        publish: @escaping @Sendable (RoutingTable) -> Void = { _ in }
     ) {
+        self.publish = publish
         self.configuration = configuration
         self.resolver = ImageResolver(workerExecutable: configuration.workerExecutable)
         self.probe = probe
@@ -85,9 +94,12 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         await stopAll()
     }
 
-    /// Stops every instance of every endpoint.
+    /// Stops every instance of every endpoint, all at once.
     public func stopAll() async {
-        for endpoint in Array(fleets.keys) { await tearDown(endpoint: endpoint) }
+        let instances = fleets.values.flatMap { $0.values.flatMap(\.instances) }
+        fleets.removeAll()
+        publishRoutes()
+        await stop(instances)
     }
 
     public func deploy(endpoint: String, generation: Int, spec: DeploymentSpec) async -> DeploymentOutcome {
@@ -161,6 +173,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             return .failed(reason: failure)
         }
         fleets[endpoint] = next
+        publishRoutes()
         await stop(retired)
         return .succeeded(images: next.mapValues { [$0.image] })
     }
@@ -172,7 +185,26 @@ public actor ProcessReconciler: InstanceReconciler, Service {
 
     public func tearDown(endpoint: String) async {
         guard let current = fleets.removeValue(forKey: endpoint) else { return }
+        publishRoutes()
         await stop(current.values.flatMap(\.instances))
+    }
+
+    /// Builds the routing snapshot from the fleets that serve now and hands it to the data plane.
+    private func publishRoutes() {
+        let endpoints = fleets.map { name, variants in
+            EndpointRoute(
+                name: name,
+                variants: variants.values.sorted { $0.spec.name < $1.spec.name }.map { fleet in
+                    VariantRoute(
+                        name: fleet.spec.name,
+                        weight: fleet.spec.weight,
+                        strategy: RoutingStrategy(rawValue: fleet.spec.routingStrategy) ?? .random,
+                        instances: fleet.instances.map(\.route)
+                    )
+                }
+            )
+        }
+        publish(RoutingTable(endpoints: endpoints))
     }
 
     /// The zones (with a subnet each) a variant's instances go to, in round-robin order.

@@ -43,6 +43,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Instances of one instance type over all endpoints (SageMaker's endpoint-usage quota).")
     var maxInstancesPerType: Int = 20
 
+    @Option(help: "Seconds an instance has to answer an invocation (SageMaker: 60).")
+    var invocationTimeout: Int = 60
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -51,6 +54,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8400; got '\(listen)'.")
         }
         guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
+        guard invocationTimeout >= 1 else { throw ValidationError("--invocation-timeout must be at least 1 second.") }
         var logger = Logger(label: "strait")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let configuration = ServerConfiguration(
@@ -60,14 +64,15 @@ struct Serve: AsyncParsableCommand {
             region: region,
             accountID: accountId,
             instanceStopGrace: .seconds(instanceStopGrace),
-            maxInstancesPerType: maxInstancesPerType
+            maxInstancesPerType: maxInstancesPerType,
+            invocationTimeout: .seconds(invocationTimeout)
         )
         let application: Application
         do { application = try buildApplication(configuration, logger: logger) } catch {
             throw ValidationError("\(error)")
         }
-        do { try await application.apiServer.bind() } catch {
-            throw ValidationError("Cannot listen on \(listen): \(error)")
+        do { try await application.bind() } catch {
+            throw ValidationError("Cannot listen on \(listen) and the zonal addresses: \(error)")
         }
         FileHandle.standardOutput.write(Data((application.banner + "\n").utf8))
         let group = ServiceGroup(

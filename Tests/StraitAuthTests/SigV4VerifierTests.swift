@@ -337,3 +337,35 @@ extension TestSigner: CustomTestStringConvertible {
         #expect(error?.message.contains("x-amz-content-sha256") == true)
     }
 }
+
+@Suite struct SigV4SignerTests {
+    /// What the signer signs, the verifier accepts; and a changed body is refused.
+    @Test func signedRequestsVerify() throws {
+        let credentials = Credentials(
+            accessKeyID: "AKIDEXAMPLE",
+            secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+        )
+        let date = try #require(SigV4Verifier.parseAmzDate("20150830T123600Z"))
+        let signer = SigV4Signer(credentials: credentials, region: "us-east-1", service: "sagemaker")
+        let body = Array(#"{"EndpointName":"e"}"#.utf8)
+        let headers: [(name: String, value: String)] = [
+            ("Host", "127.0.0.1:8400"), ("Content-Type", "application/x-amz-json-1.1"),
+        ]
+        let signed = headers + signer.sign(method: "POST", path: "/", headers: headers, body: body, date: date)
+        let verifier = SigV4Verifier(
+            region: "us-east-1",
+            service: "sagemaker",
+            credentials: StaticCredentialProvider([credentials]),
+            clock: FixedSignerClock(date: date)
+        )
+        let request = SignableRequest(method: "POST", target: "/", headers: signed, body: body)
+        #expect(try verifier.verify(request) == "AKIDEXAMPLE")
+        let tampered = SignableRequest(method: "POST", target: "/", headers: signed, body: Array("{}".utf8))
+        #expect(throws: ServiceError.self) { try verifier.verify(tampered) }
+    }
+}
+
+private struct FixedSignerClock: WallClock {
+    let date: Date
+    func now() -> Date { date }
+}

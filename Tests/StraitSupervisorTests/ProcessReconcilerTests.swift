@@ -220,24 +220,85 @@ struct ProcessReconcilerTests {
     }
 }
 
+@Suite(.timeLimit(.minutes(1)))
+struct InstanceProcessTests {
+    /// A `serve` that is a shell script starting the real server without `exec` (the usual nginx + gunicorn shape):
+    /// stop must end the whole process group, and return.
+    @Test func stopEndsTheWholeProcessGroup() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let image = try executable(directory, "serve", "#!/bin/sh\nsleep 30 &\necho started $!\nwait\n")
+        let process = try InstanceProcess(
+            id: "i-1",
+            executable: image,
+            arguments: [],
+            environment: ["PATH": "/usr/bin:/bin"],
+            logPath: directory.path("i-1.log")
+        )
+        var child: Int32?
+        for _ in 0..<100 where child == nil {
+            child = process.logTail().split(separator: " ").last.flatMap { Int32($0) }
+            if child == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let grandchild = try #require(child)
+        await process.stop(grace: .seconds(5))
+        #expect(!process.isRunning)
+        // The grandchild got the signal too (it may linger a moment as a zombie of init).
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = !OrphanReaper.isAlive(grandchild)
+            if !gone { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(gone)
+    }
+
+    /// Instances start with SIGTERM deliverable (not blocked, not ignored), so they can shut down gracefully.
+    @Test func sigtermReachesTheInstance() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let image = try executable(
+            directory,
+            "serve",
+            "#!/bin/sh\ntrap 'echo got TERM; exit 0' TERM\necho ready\nwhile true; do sleep 0.05; done\n"
+        )
+        let process = try InstanceProcess(
+            id: "i-1",
+            executable: image,
+            arguments: [],
+            environment: ["PATH": "/usr/bin:/bin"],
+            logPath: directory.path("i-1.log")
+        )
+        for _ in 0..<100 where !process.logTail().contains("ready") { try await Task.sleep(for: .milliseconds(20)) }
+        let clock = ContinuousClock()
+        let started = clock.now
+        await process.stop(grace: .seconds(10))
+        #expect(clock.now - started < .seconds(5))
+        let log = process.logTail(lines: 10)
+        // A blocked or ignored SIGTERM would leave the trap silent until SIGKILL after the grace period.
+        #expect(log.contains("got TERM"))
+    }
+}
+
 @Suite struct OrphanReaperTests {
-    @Test func leftoverProcessesAreStoppedAndOthersLeftAlone() throws {
+    @Test func leftoverProcessesAreStoppedAndOthersLeftAlone() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let instances = directory.path("instances/e")
         try FileManager.default.createDirectory(atPath: instances, withIntermediateDirectories: true)
-        let orphan = Process()
-        orphan.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        orphan.arguments = ["30"]
-        try orphan.run()
-        defer { if orphan.isRunning { orphan.terminate() } }
-        let sleep = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(orphan.processIdentifier)/exe")
-        OrphanReaper.writePidFile(path: instances + "/i-1.pid", pid: orphan.processIdentifier, executable: sleep)
-        // A pid file whose pid now runs another program (this test process) must not be touched.
-        OrphanReaper.writePidFile(path: instances + "/i-2.pid", pid: getpid(), executable: "/bin/something-else")
+        let image = try executable(directory, "serve", "#!/bin/sh\nexec sleep 30\n")
+        // An instance whose server is gone: its pid file stays behind, as after a crash.
+        let orphan = try InstanceProcess(
+            id: "i-1",
+            executable: image,
+            arguments: [],
+            environment: ["PATH": "/usr/bin:/bin"],
+            logPath: instances + "/i-1.log"
+        )
+        // A pid file whose pid now belongs to another process (this test) must not be touched.
+        OrphanReaper.writePidFile(path: instances + "/i-2.pid", pid: getpid(), startTime: "1")
         let stopped = OrphanReaper.reap(dataDirectory: directory.path)
-        #expect(stopped == [orphan.processIdentifier])
-        orphan.waitUntilExit()
+        #expect(stopped == [orphan.pid])
+        #expect(await orphan.waitForExit(atMost: .seconds(5)))
         #expect(!FileManager.default.fileExists(atPath: instances + "/i-1.pid"))
         #expect(!FileManager.default.fileExists(atPath: instances + "/i-2.pid"))
     }

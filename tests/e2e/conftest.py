@@ -5,7 +5,8 @@ the AWS CLI (as a subprocess), or raw HTTP requests signed by botocore itself.
 
 Fixtures:
   strait           one server for the whole session (own temp data dir, free port)
-  strait_factory   starts extra servers for one test (restart/shutdown tests)
+  strait_factory   starts extra servers for one test (restart/shutdown tests);
+                   start(args=[...]) passes extra `strait serve` options
   sm / sm_raw      boto3 SageMaker clients for `strait` (sm_raw skips client-side
                    parameter validation so the server's own validation is tested)
   resources        creates models/configs/endpoints on `strait` and removes them
@@ -14,6 +15,10 @@ Fixtures:
   unique_name      uuid-based resource names
   aws_error        `with aws_error(code, status, *substrings): ...` for boto3 calls
   server_still_serves  after the test, asserts the server still answers
+
+Data plane (InvokeEndpoint): server.runtime_endpoints() parses the `Runtime:` block
+(regional + one zonal URL per zone), server.runtime(url) is a signed
+sagemaker-runtime client, server.instance_pids(endpoint) reads instance pid files.
 """
 
 import configparser
@@ -57,6 +62,15 @@ FAST_WAIT = {"Delay": 1, "MaxAttempts": 60}
 POLL_INTERVAL = 0.25
 
 ENDPOINT_LINE = re.compile(r"API endpoint:\s+(http://\S+)")
+RUNTIME_LINE = re.compile(r"\s*(?:Runtime:)?\s*(http://\S+)\s+\((regional|zonal, (\S+))\)\s*$")
+
+# The zones `strait serve` simulates: zone -> (subnet id, address prefix of its /24).
+ZONES = {
+    "us-east-1a": ("subnet-00000000000000001", "127.0.1."),
+    "us-east-1b": ("subnet-00000000000000002", "127.0.2."),
+    "us-east-1c": ("subnet-00000000000000003", "127.0.3."),
+}
+SECURITY_GROUP = "sg-12345678"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
@@ -162,8 +176,9 @@ def descendants(root_pid):
 class StraitServer:
     """One `strait serve` process, its captured output and its credentials."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, args=()):
         self.data_dir = Path(data_dir)
+        self.args = [str(a) for a in args]  # extra `strait serve` options
         self.proc = None
         self.endpoint = None
         self._lines = []  # (stream, line)
@@ -189,6 +204,7 @@ class StraitServer:
                 "--listen", "127.0.0.1:0",
                 "--region", REGION,
                 "--account-id", ACCOUNT_ID,
+                *self.args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -297,6 +313,35 @@ class StraitServer:
         with self._lock:
             return [line for s, line in self._lines if s == "stdout"]
 
+    def runtime_endpoints(self, timeout=5.0):
+        """The `Runtime:` block: {'regional': url, 'us-east-1a': url, ...}. It is
+        printed after the `API endpoint:` line, so wait for all zones briefly."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = {}
+            for line in self.stdout_lines():
+                match = RUNTIME_LINE.match(line)
+                if match:
+                    found[match.group(3) or "regional"] = match.group(1).rstrip("/")
+            if len(found) == 1 + len(ZONES) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert set(found) == {"regional", *ZONES}, f"bad Runtime block\n{self.output()}"
+        return found
+
+    def instance_dir(self, endpoint):
+        return self.data_dir / "instances" / endpoint
+
+    def instance_pids(self, endpoint):
+        """{instance id: (pid, line 2)} from the endpoint's instance pid files
+        (line 1 the pid; line 2 the executable by the data-plane contract)."""
+        found = {}
+        for path in sorted(self.instance_dir(endpoint).glob("*.pid")):
+            lines = path.read_text().splitlines()
+            if lines and lines[0].strip().isdigit():
+                found[path.stem] = (int(lines[0]), lines[1] if len(lines) > 1 else "")
+        return found
+
     # -- how to talk to it -------------------------------------------------------
 
     @property
@@ -323,6 +368,20 @@ class StraitServer:
             config=botocore.config.Config(**options),
         )
 
+    def runtime(self, url=None, access_key=None, secret_key=None, **config):
+        """A sagemaker-runtime client for the regional (default) or a zonal URL."""
+        default_key, default_secret = self.credentials()
+        options = {"retries": {"total_max_attempts": 1}, "connect_timeout": 5, "read_timeout": 30}
+        options.update(config)
+        return boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=url or self.runtime_endpoints()["regional"],
+            region_name=REGION,
+            aws_access_key_id=access_key or default_key,
+            aws_secret_access_key=secret_key or default_secret,
+            config=botocore.config.Config(**options),
+        )
+
     def resources(self):
         """Resource helpers bound to this server (no automatic cleanup: stopping
         the server stops its instances)."""
@@ -343,8 +402,8 @@ class StraitFactory:
     def new_data_dir(self):
         return self.base_dir / f"data-{len(self.servers)}-{uuid.uuid4().hex[:6]}"
 
-    def start(self, data_dir=None):
-        server = StraitServer(data_dir or self.new_data_dir())
+    def start(self, data_dir=None, args=()):
+        server = StraitServer(data_dir or self.new_data_dir(), args=args)
         self.servers.append(server)
         return server.start()
 
@@ -385,13 +444,17 @@ class Resources:
 
     # -- create ----------------------------------------------------------------
 
-    def model(self, name=None, image=ECHO_IMAGE, tags=None):
+    def model(self, name=None, image=ECHO_IMAGE, tags=None, zones=None):
+        """zones: e.g. ['us-east-1a', 'us-east-1b'] -> VpcConfig with those subnets."""
         name = name or make_unique_name("model")
         kwargs = {
             "ModelName": name,
             "PrimaryContainer": {"Image": image},
             "ExecutionRoleArn": ROLE_ARN,
         }
+        if zones:
+            kwargs["VpcConfig"] = {"SecurityGroupIds": [SECURITY_GROUP],
+                                   "Subnets": [ZONES[z][0] for z in zones]}
         if tags:
             kwargs["Tags"] = tags
         self.sm.create_model(**kwargs)
@@ -538,9 +601,11 @@ class Cli:
             AWS_PAGER="",
         )
 
-    def run(self, *args, timeout=60):
-        argv = [self.executable, "sagemaker", *args,
-                "--endpoint-url", self.server.endpoint, "--region", REGION, "--output", "json"]
+    def run(self, *args, timeout=60, service="sagemaker", endpoint_url=None):
+        """Runs `aws <service> <args>`; endpoint_url defaults to the API endpoint."""
+        argv = [self.executable, service, *args,
+                "--endpoint-url", endpoint_url or self.server.endpoint,
+                "--region", REGION, "--output", "json"]
         completed = subprocess.run(argv, env=self.env, capture_output=True, text=True,
                                    timeout=timeout, stdin=subprocess.DEVNULL)
         return CliResult(list(args), completed)
@@ -548,6 +613,14 @@ class Cli:
     def __call__(self, *args):
         """Runs a command that must succeed; returns its parsed JSON output."""
         result = self.run(*args)
+        assert result.returncode == 0, repr(result)
+        return result.json()
+
+    def runtime(self, *args, endpoint_url=None):
+        """Runs `aws sagemaker-runtime <args>` against the regional (default) or a
+        zonal runtime URL; it must succeed. Returns the parsed JSON output."""
+        result = self.run(*args, service="sagemaker-runtime",
+                          endpoint_url=endpoint_url or self.server.runtime_endpoints()["regional"])
         assert result.returncode == 0, repr(result)
         return result.json()
 

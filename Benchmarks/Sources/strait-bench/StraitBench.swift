@@ -1,0 +1,296 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import StraitAuth
+
+/// The overhead benchmark: the same calls through a zonal endpoint of Strait and straight to the instance behind
+/// it, interleaved, so the difference is the hop Strait adds.
+@main
+struct StraitBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "strait-bench",
+        abstract: "Measure the latency Strait adds to an invocation, against calling the instance directly."
+    )
+
+    @Option(help: "The strait binary (a release build).")
+    var strait: String = "../.build/release/strait"
+
+    @Option(help: "Requests per measurement.")
+    var requests: Int = 20_000
+
+    @Option(help: "Concurrency levels, comma separated.")
+    var concurrency: String = "1,64"
+
+    @Option(help: "Interleaved rounds per concurrency level (direct, zonal, direct, zonal, …).")
+    var rounds: Int = 3
+
+    @Option(help: "Request body size in bytes.")
+    var payload: Int = 64
+
+    func run() async throws {
+        let levels = concurrency.split(separator: ",").compactMap { Int($0) }
+        guard !levels.isEmpty, requests > 0, rounds > 0 else { throw ValidationError("Nothing to run.") }
+        let server = try BenchServer.start(binary: strait)
+        defer { server.stop() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let api = server.api
+        let credentials = try CredentialsFile.load(path: server.dataDirectory + "/credentials")
+        let signer = SigV4Signer(credentials: credentials, region: "us-east-1", service: "sagemaker")
+
+        func control(_ operation: String, _ json: String) async throws -> String {
+            let body = Array(json.utf8)
+            var headers: [(name: String, value: String)] = [
+                ("host", "\(api.host):\(api.port)"), ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "SageMaker.\(operation)"),
+            ]
+            headers += signer.sign(method: "POST", path: "/", headers: headers, body: body)
+            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: HTTPHeaders(headers))
+            let (status, answer) = try await request(
+                group: group,
+                host: api.host,
+                port: api.port,
+                head: head,
+                body: body
+            )
+            let text = String(decoding: answer, as: UTF8.self)
+            guard status == 200 else { throw ValidationError("\(operation) failed (\(status)): \(text)") }
+            return text
+        }
+
+        _ = try await control("CreateModel", #"{"ModelName":"bench","PrimaryContainer":{"Image":"strait/echo"}}"#)
+        _ = try await control(
+            "CreateEndpointConfig",
+            #"{"EndpointConfigName":"bench","ProductionVariants":[{"VariantName":"main","ModelName":"bench","InstanceType":"ml.m5.large","InitialInstanceCount":1}]}"#
+        )
+        _ = try await control("CreateEndpoint", #"{"EndpointName":"bench","EndpointConfigName":"bench"}"#)
+        var inService = false
+        for _ in 0..<200 where !inService {
+            inService = try await control("DescribeEndpoint", #"{"EndpointName":"bench"}"#).contains("\"InService\"")
+            if !inService { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        guard inService else { throw ValidationError("The endpoint did not come into service.") }
+        let instance = try server.instanceAddress(endpoint: "bench")
+        let zone = server.zonal(containing: instance.host) ?? server.zonals[0]
+
+        let body = Array(repeating: UInt8(ascii: "1"), count: payload)
+        var directHeaders = HTTPHeaders()
+        directHeaders.add(name: "host", value: "\(instance.host):\(instance.port)")
+        directHeaders.add(name: "content-type", value: "text/csv")
+        directHeaders.add(name: "content-length", value: String(body.count))
+        let directHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/invocations", headers: directHeaders)
+        var zonalList: [(name: String, value: String)] = [
+            ("host", "\(zone.host):\(zone.port)"), ("content-type", "text/csv"), ("content-length", String(body.count)),
+        ]
+        zonalList += signer.sign(method: "POST", path: "/endpoints/bench/invocations", headers: zonalList, body: body)
+        let zonalHead = HTTPRequestHead(
+            version: .http1_1,
+            method: .POST,
+            uri: "/endpoints/bench/invocations",
+            headers: HTTPHeaders(zonalList)
+        )
+
+        print(
+            "Strait overhead benchmark: strait/echo, \(payload)-byte body, \(requests) requests per run, \(rounds) interleaved rounds"
+        )
+        print(
+            "instance \(instance.host):\(instance.port) (direct) vs zonal endpoint \(zone.host):\(zone.port); client: 1 event loop"
+        )
+        print("")
+        print("conc  path     p50 µs   p90 µs   p99 µs     req/s  failed")
+        var summaries: [String] = []
+        for level in levels {
+            // Warm up both paths (connections, pools, caches).
+            _ = try await runLoad(
+                group: group,
+                host: instance.host,
+                port: instance.port,
+                head: directHead,
+                body: body,
+                total: min(2_000, requests),
+                concurrency: level
+            )
+            _ = try await runLoad(
+                group: group,
+                host: zone.host,
+                port: zone.port,
+                head: zonalHead,
+                body: body,
+                total: min(2_000, requests),
+                concurrency: level
+            )
+            var direct: [Int64] = []
+            var zonal: [Int64] = []
+            var directSeconds = 0.0
+            var zonalSeconds = 0.0
+            var failed = (direct: 0, zonal: 0)
+            let before = try await overhead(group: group, api: api)
+            for _ in 0..<rounds {
+                let d = try await runLoad(
+                    group: group,
+                    host: instance.host,
+                    port: instance.port,
+                    head: directHead,
+                    body: body,
+                    total: requests,
+                    concurrency: level
+                )
+                direct += d.latencies
+                directSeconds += d.seconds
+                failed.direct += d.failures
+                let z = try await runLoad(
+                    group: group,
+                    host: zone.host,
+                    port: zone.port,
+                    head: zonalHead,
+                    body: body,
+                    total: requests,
+                    concurrency: level
+                )
+                zonal += z.latencies
+                zonalSeconds += z.seconds
+                failed.zonal += z.failures
+            }
+            let after = try await overhead(group: group, api: api)
+            let d = Stats(direct, seconds: directSeconds)
+            let z = Stats(zonal, seconds: zonalSeconds)
+            print(d.row(level, "direct", failed.direct))
+            print(z.row(level, "zonal", failed.zonal))
+            print(
+                String(
+                    format: "%4d  hop     %+8.1f %+8.1f %+8.1f %+9.0f",
+                    level,
+                    z.p50 - d.p50,
+                    z.p90 - d.p90,
+                    z.p99 - d.p99,
+                    z.rate - d.rate
+                )
+            )
+            let server = after.subtracting(before)
+            print(
+                String(
+                    format:
+                        "      Strait OverheadLatency (server side, from /metrics): p50 ≤ %.0f µs, p99 ≤ %.0f µs, mean %.1f µs",
+                    server.quantile(0.5),
+                    server.quantile(0.99),
+                    server.mean
+                )
+            )
+            print("")
+            if level == 1 {
+                summaries.append(
+                    check("hop p50 at c=1 ≤ 50 µs", z.p50 - d.p50 <= 50, String(format: "%.1f µs", z.p50 - d.p50))
+                )
+                summaries.append(
+                    check(
+                        "OverheadLatency p50 ≤ 25 µs",
+                        server.quantile(0.5) <= 25,
+                        String(format: "≤ %.0f µs", server.quantile(0.5))
+                    )
+                )
+                summaries.append(
+                    check(
+                        "OverheadLatency p99 ≤ 150 µs",
+                        server.quantile(0.99) <= 150,
+                        String(format: "≤ %.0f µs", server.quantile(0.99))
+                    )
+                )
+            }
+            if level == 64 {
+                summaries.append(
+                    check("≥ 12,000 req/s at c=64", z.rate >= 12_000, String(format: "%.0f req/s", z.rate))
+                )
+            }
+        }
+        if !summaries.isEmpty {
+            print("targets (issue 3):")
+            for line in summaries { print("  " + line) }
+        }
+        try await group.shutdownGracefully()
+    }
+
+    func check(_ name: String, _ ok: Bool, _ value: String) -> String {
+        "\(ok ? "met    " : "NOT MET") \(name): \(value)"
+    }
+
+    /// The OverheadLatency histogram of the bench endpoint, summed over zones.
+    func overhead(group: MultiThreadedEventLoopGroup, api: (host: String, port: Int)) async throws -> Histogram {
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: "\(api.host):\(api.port)")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/metrics", headers: headers)
+        let (_, body) = try await request(group: group, host: api.host, port: api.port, head: head, body: [])
+        return Histogram(prometheus: String(decoding: body, as: UTF8.self), name: "OverheadLatency", endpoint: "bench")
+    }
+}
+
+/// Percentiles (µs) and rate of one path's samples.
+struct Stats {
+    let p50: Double
+    let p90: Double
+    let p99: Double
+    let rate: Double
+
+    init(_ nanoseconds: [Int64], seconds: Double) {
+        let sorted = nanoseconds.sorted()
+        func quantile(_ q: Double) -> Double {
+            guard !sorted.isEmpty else { return .nan }
+            return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) / 1000
+        }
+        p50 = quantile(0.5)
+        p90 = quantile(0.9)
+        p99 = quantile(0.99)
+        rate = seconds > 0 ? Double(sorted.count) / seconds : 0
+    }
+
+    func row(_ level: Int, _ path: String, _ failed: Int) -> String {
+        String(format: "%4d  %-6@ %8.1f %8.1f %8.1f %9.0f  %6d", level, path, p50, p90, p99, rate, failed)
+    }
+}
+
+/// A Prometheus histogram read back from text: cumulative bucket counts by upper bound.
+struct Histogram {
+    var buckets: [(bound: Double, count: Double)] = []
+    var sum = 0.0
+    var count = 0.0
+
+    init(prometheus text: String, name: String, endpoint: String) {
+        var byBound: [Double: Double] = [:]
+        for line in text.split(separator: "\n")
+        where line.hasPrefix(name) && line.contains("EndpointName=\"\(endpoint)\"") {
+            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+            if line.hasPrefix(name + "_bucket"), let range = line.range(of: "le=\"") {
+                let rest = line[range.upperBound...]
+                let boundText = rest.prefix { $0 != "\"" }
+                let bound = boundText == "+Inf" ? Double.infinity : Double(boundText) ?? .infinity
+                byBound[bound, default: 0] += value
+            } else if line.hasPrefix(name + "_sum") {
+                sum += value
+            } else if line.hasPrefix(name + "_count") {
+                count += value
+            }
+        }
+        buckets = byBound.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    init() {}
+
+    func subtracting(_ other: Histogram) -> Histogram {
+        var result = Histogram()
+        result.sum = sum - other.sum
+        result.count = count - other.count
+        result.buckets = buckets.map { bucket in
+            (bucket.bound, bucket.count - (other.buckets.first { $0.bound == bucket.bound }?.count ?? 0))
+        }
+        return result
+    }
+
+    /// The upper bound of the bucket holding quantile `q`.
+    func quantile(_ q: Double) -> Double {
+        let target = q * count
+        for bucket in buckets where bucket.count >= target { return bucket.bound }
+        return .infinity
+    }
+
+    var mean: Double { count > 0 ? sum / count : .nan }
+}

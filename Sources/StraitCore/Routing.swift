@@ -1,0 +1,171 @@
+import Synchronization
+
+/// How a variant picks among its instances.
+public enum RoutingStrategy: String, Sendable {
+    case random = "RANDOM"
+    case leastOutstandingRequests = "LEAST_OUTSTANDING_REQUESTS"
+}
+
+/// The requests in flight on one instance, shared by every event loop (for LEAST_OUTSTANDING_REQUESTS and the
+/// outstanding-requests metric). Lock-free.
+public final class OutstandingRequests: Sendable {
+    private let count = Atomic<Int>(0)
+
+    public init() {}
+
+    public var value: Int { count.load(ordering: .relaxed) }
+    public func increment() { count.add(1, ordering: .relaxed) }
+    public func decrement() { count.subtract(1, ordering: .relaxed) }
+}
+
+/// An instance that can take invocations: healthy, in a zone, at an address.
+public struct InstanceRoute: Sendable {
+    public let id: String
+    public let zone: String
+    public let host: String
+    public let port: Int
+    public let outstanding: OutstandingRequests
+
+    public init(id: String, zone: String, host: String, port: Int, outstanding: OutstandingRequests) {
+        self.id = id
+        self.zone = zone
+        self.host = host
+        self.port = port
+        self.outstanding = outstanding
+    }
+}
+
+/// A production variant as the data plane sees it.
+public struct VariantRoute: Sendable {
+    public let name: String
+    public let weight: Double
+    public let strategy: RoutingStrategy
+    public let instances: [InstanceRoute]
+
+    public init(name: String, weight: Double, strategy: RoutingStrategy, instances: [InstanceRoute]) {
+        self.name = name
+        self.weight = weight
+        self.strategy = strategy
+        self.instances = instances
+    }
+}
+
+/// An endpoint that can be invoked.
+public struct EndpointRoute: Sendable {
+    public let name: String
+    public let variants: [VariantRoute]
+
+    public init(name: String, variants: [VariantRoute]) {
+        self.name = name
+        self.variants = variants
+    }
+}
+
+/// The immutable snapshot invocations are routed by. A new one is built and published on every change; readers
+/// never wait for writers.
+public struct RoutingTable: Sendable {
+    /// By endpoint name, lower-cased (endpoint names are unique regardless of case).
+    public let endpoints: [String: EndpointRoute]
+
+    public init(endpoints: [EndpointRoute]) {
+        self.endpoints = Dictionary(endpoints.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { _, new in new })
+    }
+
+    public static let empty = RoutingTable(endpoints: [])
+
+    public func endpoint(named name: String) -> EndpointRoute? {
+        endpoints[name] ?? endpoints[name.lowercased()]
+    }
+}
+
+/// The routing decisions, as pure functions of a snapshot and a random source.
+public enum Router {
+    /// The variant a call goes to: the named one for a TargetVariant, else one drawn by weight
+    /// (traffic share = weight / Σ weights; variants of weight 0 get none unless all are 0).
+    /// - Returns: the variant's index, or nil when TargetVariant names none of them.
+    public static func chooseVariant(
+        _ endpoint: EndpointRoute,
+        target: String?,
+        random: inout some RandomNumberGenerator
+    ) -> Int? {
+        if let target {
+            return endpoint.variants.firstIndex { $0.name == target }
+        }
+        let variants = endpoint.variants
+        guard variants.count > 1 else { return variants.isEmpty ? nil : 0 }
+        let total = variants.reduce(0) { $0 + max($1.weight, 0) }
+        guard total > 0 else { return Int.random(in: 0..<variants.count, using: &random) }
+        var point = Double.random(in: 0..<total, using: &random)
+        for (index, variant) in variants.enumerated() where variant.weight > 0 {
+            if point < variant.weight { return index }
+            point -= variant.weight
+        }
+        return variants.lastIndex { $0.weight > 0 }
+    }
+
+    /// The instance a call goes to within a variant.
+    ///
+    /// A zonal endpoint (`zone` set) picks among its own zone's instances and spills to the others only when its
+    /// zone has none left; the regional endpoint (`zone` nil) picks across all zones. Instances in `excluded`
+    /// (tried already in this call) are skipped.
+    /// - Returns: the instance's index in the variant, or nil when no instance is left.
+    public static func chooseInstance(
+        _ variant: VariantRoute,
+        zone: String?,
+        excluding excluded: [String] = [],
+        random: inout some RandomNumberGenerator
+    ) -> Int? {
+        let instances = variant.instances
+        var candidates: [Int] = []
+        candidates.reserveCapacity(instances.count)
+        if let zone {
+            for index in instances.indices
+            where instances[index].zone == zone && !excluded.contains(instances[index].id) {
+                candidates.append(index)
+            }
+        }
+        if candidates.isEmpty {
+            for index in instances.indices where !excluded.contains(instances[index].id) {
+                candidates.append(index)
+            }
+        }
+        guard !candidates.isEmpty else { return nil }
+        switch variant.strategy {
+        case .random:
+            return candidates[Int.random(in: 0..<candidates.count, using: &random)]
+        case .leastOutstandingRequests:
+            var least = Int.max
+            var best: [Int] = []
+            for index in candidates {
+                let outstanding = instances[index].outstanding.value
+                if outstanding < least {
+                    least = outstanding
+                    best = [index]
+                } else if outstanding == least {
+                    best.append(index)
+                }
+            }
+            return best[Int.random(in: 0..<best.count, using: &random)]
+        }
+    }
+}
+
+/// A fast, seedable generator for routing draws (SplitMix64): no system call per request.
+public struct RoutingRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public init() {
+        var system = SystemRandomNumberGenerator()
+        state = system.next()
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

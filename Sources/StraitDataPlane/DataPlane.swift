@@ -1,0 +1,98 @@
+public import NIOCore
+public import StraitAuth
+public import StraitCore
+
+/// The invocation path's shared parts: the routing snapshot each event loop reads, the upstream connection pools,
+/// request authentication, and the settings of a call.
+///
+/// Every event loop has its own ``LoopContext`` (snapshot, pool, random source), touched only on that loop, so an
+/// invocation takes no lock and never waits for the control plane. ``publish(_:)`` hands a new snapshot to every
+/// loop.
+public final class DataPlane: Sendable {
+    /// SageMaker's request and response payload limit: 6 MiB.
+    public static let maximumPayloadSize = 6 * 1024 * 1024
+
+    let verifier: SigV4Verifier
+    let account: AccountContext
+    /// How long the instance has to answer: 60 s, as SageMaker.
+    let invocationTimeout: TimeAmount
+    /// The status of an endpoint the snapshot does not route to, for the error message (slow path only).
+    let endpointStatus: @Sendable (String) -> String?
+    /// The zones, to tell which zone a caller of the regional endpoint is in from its address.
+    let zones: ZoneLayout
+    private let contexts: [LoopContext]
+
+    public init(
+        group: any EventLoopGroup,
+        verifier: SigV4Verifier,
+        account: AccountContext,
+        zones: ZoneLayout,
+        invocationTimeout: TimeAmount = .seconds(60),
+        endpointStatus: @escaping @Sendable (String) -> String?
+    ) {
+        self.verifier = verifier
+        self.account = account
+        self.zones = zones
+        self.invocationTimeout = invocationTimeout
+        self.endpointStatus = endpointStatus
+        self.contexts = group.makeIterator().map { LoopContext(eventLoop: $0) }
+    }
+
+    /// Makes `table` the snapshot every event loop routes by, from its next invocation on.
+    public func publish(_ table: RoutingTable) {
+        for context in contexts {
+            context.eventLoop.execute { context.table = table }
+        }
+    }
+
+    /// The metrics of every event loop, merged, as Prometheus text.
+    public func metricsText() async -> String {
+        var merged = LoopMetrics()
+        var table = RoutingTable.empty
+        for context in contexts {
+            guard
+                let (metrics, loopTable) = try? await context.eventLoop.submit({ (context.metrics, context.table) })
+                    .get()
+            else { continue }
+            for (key, series) in metrics.series { merged.series[key, default: InvocationSeries()].merge(series) }
+            merged.unroutedClientErrors += metrics.unroutedClientErrors
+            merged.unroutedServerErrors += metrics.unroutedServerErrors
+            table = loopTable
+        }
+        var outstanding: [(endpoint: String, variant: String, instance: InstanceRoute)] = []
+        for endpoint in table.endpoints.values.sorted(by: { $0.name < $1.name }) {
+            for variant in endpoint.variants {
+                for instance in variant.instances { outstanding.append((endpoint.name, variant.name, instance)) }
+            }
+        }
+        return PrometheusText.render(merged, outstanding: outstanding)
+    }
+
+    /// The zone whose subnets hold `address`, if any.
+    func zone(of address: SocketAddress?) -> String? {
+        guard let ip = address?.ipAddress else { return nil }
+        for zone in zones.zones where zone.subnets.contains(where: { $0.cidr.contains(ip) }) { return zone.name }
+        return nil
+    }
+
+    /// The context of the event loop a connection runs on.
+    func context(for eventLoop: any EventLoop) -> LoopContext? {
+        for context in contexts where context.eventLoop === eventLoop { return context }
+        return nil
+    }
+}
+
+/// One event loop's share of the data plane. Only ever touched on `eventLoop`.
+// @unchecked Sendable: every mutable member is read and written on `eventLoop` only (publish hops there).
+final class LoopContext: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    var table = RoutingTable.empty
+    var random = RoutingRandom()
+    var metrics = LoopMetrics()
+    let pool: UpstreamPool
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        self.pool = UpstreamPool(eventLoop: eventLoop)
+    }
+}

@@ -1,0 +1,588 @@
+"""The data plane: InvokeEndpoint through the regional and the zonal runtime
+endpoints, with boto3, the AWS CLI and raw sockets.
+
+Most tests use a small Python model server (the `model_image` fixture) that
+answers every invocation with its own identity (bind address, port, pid), so a
+test can tell which instance, and which zone, served a call.
+"""
+
+import collections
+import http.client
+import json
+import os
+import signal
+import socket
+import stat
+import time
+from pathlib import Path
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ACCOUNT_ID, ZONES, Resources, error_summary, is_alive, process_identity
+
+MAX_PAYLOAD = 6 * 1024 * 1024  # 6291456 bytes: InvokeEndpoint's body limit
+ZONE_A, ZONE_B, ZONE_C = sorted(ZONES)
+
+MODEL_SCRIPT = r'''#!/usr/bin/env python3
+"""A SageMaker-contract model server for Strait's e2e tests.
+
+GET /ping -> 200. POST /invocations -> 200 {"address", "port", "pid", "body"}, except
+body b"fail" -> 500 "model failure" and body b"sleep" -> answers after 5 s.
+Started as `<image> serve`; a script named slow-* waits 5 s before listening.
+"""
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ADDRESS = os.environ.get("STRAIT_BIND_ADDRESS", "0.0.0.0")
+PORT = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status, body, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/ping":
+            self._send(200, b"{}")
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    def do_POST(self):
+        body = self._body()
+        if self.path != "/invocations":
+            self._send(404, b"not found", "text/plain")
+            return
+        if body == b"fail":
+            self._send(500, b"model failure", "text/plain")
+            return
+        if body == b"sleep":
+            time.sleep(5)
+        identity = {"address": ADDRESS, "port": PORT, "pid": os.getpid(),
+                    "body": body[:100].decode("utf-8", "replace")}
+        self._send(200, json.dumps(identity).encode())
+
+
+if __name__ == "__main__":
+    if os.path.basename(sys.argv[0]).startswith("slow"):
+        time.sleep(5)
+    ThreadingHTTPServer((ADDRESS, PORT), Handler).serve_forever()
+'''
+
+
+# --------------------------------------------------------------------------
+# Fixtures and helpers
+# --------------------------------------------------------------------------
+
+def _write_executable(path, text):
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def model_image(tmp_path_factory):
+    """Absolute path of the identity-echoing test model server."""
+    return _write_executable(tmp_path_factory.mktemp("images") / "model", MODEL_SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def slow_image(tmp_path_factory):
+    """The same model server, waiting 5 s before it listens (endpoint stays Creating)."""
+    return _write_executable(tmp_path_factory.mktemp("images") / "slow-model", MODEL_SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def runtime_urls(strait):
+    return strait.runtime_endpoints()
+
+
+@pytest.fixture(scope="module")
+def runtimes(strait, runtime_urls):
+    """sagemaker-runtime clients by listener: 'regional', 'us-east-1a', ..."""
+    return {name: strait.runtime(url) for name, url in runtime_urls.items()}
+
+
+@pytest.fixture(scope="module")
+def echo_endpoint(sm):
+    """One strait/echo endpoint (a single AllTraffic instance) shared by the module."""
+    res = Resources(sm)
+    try:
+        yield res.endpoint()
+    finally:
+        res.cleanup()
+
+
+def invoke(rt, endpoint, body=b"{}", **kwargs):
+    """InvokeEndpoint; returns (body bytes, response)."""
+    response = rt.invoke_endpoint(EndpointName=endpoint, Body=body, **kwargs)
+    return response["Body"].read(), response
+
+
+def identity(rt, endpoint, **kwargs):
+    """Invokes a `model_image` endpoint with a unique body; returns the answering
+    instance's identity, after checking the answer is the one to this call."""
+    tag = uuid.uuid4().hex
+    data, response = invoke(rt, endpoint, body=tag.encode(), **kwargs)
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200, response
+    answer = json.loads(data)
+    assert answer["body"] == tag, f"the answer to another call: {answer}"
+    return answer
+
+
+def answers(rt, endpoint, calls):
+    """`calls` invocations; returns (identities, failures)."""
+    seen, failures = [], []
+    for _ in range(calls):
+        try:
+            seen.append(identity(rt, endpoint))
+        except Exception as exc:  # count every kind of failure the client sees
+            failures.append(repr(exc))
+    return seen, failures
+
+
+def zone_of(address):
+    for zone, (_, prefix) in ZONES.items():
+        if address.startswith(prefix):
+            return zone
+    return None
+
+
+def assert_serves(rt, endpoint):
+    """A normal call through `rt` succeeds (after a bad request on that listener)."""
+    data, response = invoke(rt, endpoint, body=b"still,serving", ContentType="text/csv")
+    assert data == b"still,serving", response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def model_error_fields(exc):
+    """OriginalStatusCode, OriginalMessage and LogStreamArn of a ModelError: botocore
+    puts a modelled error's members at the top of e.response (older: under Error)."""
+    response = exc.response
+    return {key: response.get(key, response.get("Error", {}).get(key))
+            for key in ("OriginalStatusCode", "OriginalMessage", "LogStreamArn")}
+
+
+def instance_addresses(strait, endpoint):
+    """{pid: STRAIT_BIND_ADDRESS} of the endpoint's live instances (pid files + /proc)."""
+    found = {}
+    for pid, _ in strait.instance_pids(endpoint).values():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        except OSError:
+            continue
+        found[pid] = env.get(b"STRAIT_BIND_ADDRESS", b"").decode()
+    return found
+
+
+def raw_exchange(url, payload, timeout=5.0):
+    """Sends raw bytes to a listener; returns whatever comes back until it closes
+    or `timeout` passes (b"" if it closed without answering)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        received = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            received += chunk
+            if b"\r\n\r\n" in received:
+                break
+        return received
+
+
+# --------------------------------------------------------------------------
+# 1. strait/echo through every listener, boto3 and the AWS CLI
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_A, ZONE_B, ZONE_C])
+def test_echo_through_regional_and_zonal_endpoints(runtimes, echo_endpoint, listener):
+    data, response = invoke(
+        runtimes[listener], echo_endpoint, body=b"1,2,3\n4,5,6", ContentType="text/csv",
+        Accept="text/csv", CustomAttributes="trace=abc;x=1", InferenceId="inference-1")
+    assert data == b"1,2,3\n4,5,6"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert response["ContentType"] == "text/csv"
+    assert response["CustomAttributes"] == "trace=abc;x=1"
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_runtime_block_lists_regional_and_zonal_endpoints(strait, runtime_urls):
+    port = urlsplit(strait.endpoint).port
+    assert runtime_urls == {
+        "regional": strait.endpoint,
+        ZONE_A: f"http://127.0.1.1:{port}",
+        ZONE_B: f"http://127.0.2.1:{port}",
+        ZONE_C: f"http://127.0.3.1:{port}",
+    }
+
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_B])
+def test_echo_through_aws_cli(cli, runtime_urls, echo_endpoint, tmp_path, listener):
+    infile, outfile = tmp_path / "in.csv", tmp_path / "out.json"
+    infile.write_bytes(b"7,8,9\n")
+    printed = cli.runtime(
+        "invoke-endpoint", "--endpoint-name", echo_endpoint, "--body", f"fileb://{infile}",
+        "--content-type", "text/csv", "--custom-attributes", "cli=yes", str(outfile),
+        endpoint_url=runtime_urls[listener])
+    assert outfile.read_bytes() == b"7,8,9\n"
+    assert printed["ContentType"] == "text/csv", printed
+    assert printed["InvokedProductionVariant"] == "AllTraffic", printed
+    assert printed.get("CustomAttributes") == "cli=yes", printed
+
+
+# --------------------------------------------------------------------------
+# 2./3. Zones: affinity, spill-over, loss of a zone
+# --------------------------------------------------------------------------
+
+def test_zone_affinity_and_spill_over(strait, resources, runtimes, model_image):
+    endpoint = resources.endpoint(resources.endpoint_config(
+        resources.model(image=model_image, zones=[ZONE_A, ZONE_B]), count=4))
+    placed = instance_addresses(strait, endpoint)
+    assert len(placed) == 4, (placed, strait.instance_pids(endpoint))
+    assert all(int(a.rsplit(".", 1)[1]) >= 10 for a in placed.values()), placed
+    by_zone = collections.Counter(zone_of(a) for a in placed.values())
+    assert by_zone == {ZONE_A: 2, ZONE_B: 2}, placed
+
+    for zone, calls in ((ZONE_A, 40), (ZONE_B, 40)):
+        seen, failures = answers(runtimes[zone], endpoint, calls)
+        assert failures == []
+        wrong = [s for s in seen if zone_of(s["address"]) != zone]
+        assert wrong == [], f"{len(wrong)} of {calls} calls through {zone} left the zone: {wrong[:3]}"
+        in_zone = {a for a in placed.values() if zone_of(a) == zone}
+        assert {s["address"] for s in seen} == in_zone, "not every instance of the zone was used"
+        assert {s["pid"] for s in seen} <= set(placed)
+
+    seen, failures = answers(runtimes["regional"], endpoint, 60)
+    assert failures == []
+    assert collections.Counter(zone_of(s["address"]) for s in seen).keys() == {ZONE_A, ZONE_B}
+
+    # Zone c has no instance of this endpoint: its calls spill over to a and b.
+    seen, failures = answers(runtimes[ZONE_C], endpoint, 20)
+    assert failures == []
+    assert {zone_of(s["address"]) for s in seen} <= {ZONE_A, ZONE_B}
+
+
+def test_default_placement_spans_all_zones(strait, resources, runtimes, model_image):
+    endpoint = resources.endpoint(resources.endpoint_config(resources.model(image=model_image),
+                                                            count=3))
+    placed = instance_addresses(strait, endpoint)
+    assert sorted(zone_of(a) for a in placed.values()) == [ZONE_A, ZONE_B, ZONE_C], placed
+    for zone in ZONES:
+        seen, failures = answers(runtimes[zone], endpoint, 5)
+        assert failures == []
+        assert {zone_of(s["address"]) for s in seen} == {zone}, seen
+        assert {(s["address"], s["pid"]) for s in seen} <= {(a, p) for p, a in placed.items()}
+
+
+def test_zone_loss_moves_calls_to_the_other_zone(strait, resources, runtimes, model_image):
+    endpoint = resources.endpoint(resources.endpoint_config(
+        resources.model(image=model_image, zones=[ZONE_A, ZONE_B]), count=4))
+    placed = instance_addresses(strait, endpoint)
+    zone_a_pids = [pid for pid, address in placed.items() if zone_of(address) == ZONE_A]
+    assert len(zone_a_pids) == 2, placed
+
+    # Warm up: the listener now holds (pooled) connections to zone a's instances.
+    seen, failures = answers(runtimes[ZONE_A], endpoint, 10)
+    assert failures == [] and {zone_of(s["address"]) for s in seen} == {ZONE_A}
+
+    # One of zone a's instances is lost: zone a's calls stay in zone a.
+    lost, survivor = zone_a_pids
+    kill_and_wait(lost)
+    seen, failures = answers(runtimes[ZONE_A], endpoint, 20)
+    assert failures == [], f"{len(failures)} of 20 calls failed after {lost} was killed"
+    assert {s["pid"] for s in seen} == {survivor}, seen
+
+    # The whole zone is lost.
+    kill_and_wait(survivor)
+    seen, failures = answers(runtimes[ZONE_A], endpoint, 40)
+    assert failures == [], f"{len(failures)} of 40 calls failed after zone a was lost: {failures[:3]}"
+    from_killed = [s for s in seen if s["pid"] in zone_a_pids]
+    assert from_killed == []
+    zones = collections.Counter(zone_of(s["address"]) for s in seen)
+    assert zones[ZONE_B] > 0, zones
+    # Until zone a has instances again, its calls go to zone b.
+    first_zone_a = next((i for i, s in enumerate(seen) if zone_of(s["address"]) == ZONE_A), None)
+    assert first_zone_a is None or first_zone_a > 0, zones
+    assert zones == {ZONE_B: 40}, f"answers after zone a was killed: {dict(zones)}"
+
+    seen, failures = answers(runtimes["regional"], endpoint, 20)
+    assert failures == [], f"regional: {len(failures)} of 20 calls failed: {failures[:3]}"
+    assert not [s for s in seen if s["pid"] in zone_a_pids]
+
+
+def kill_and_wait(pid, timeout=5.0):
+    """SIGKILL an instance process and wait until it has died."""
+    identity = process_identity(pid)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while identity and is_alive(identity) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+# --------------------------------------------------------------------------
+# 4. Variant weights and TargetVariant
+# --------------------------------------------------------------------------
+
+def test_variant_weights_and_target_variant(resources, runtimes):
+    config = resources.endpoint_config(variants=[
+        resources.variant(resources.model(), name="v1", weight=1.0),
+        resources.variant(resources.model(), name="v2", weight=3.0),
+    ])
+    endpoint = resources.endpoint(config)
+    rt = runtimes["regional"]
+
+    counts = collections.Counter(
+        invoke(rt, endpoint, body=b"x")[1]["InvokedProductionVariant"] for _ in range(200))
+    assert set(counts) == {"v1", "v2"}, counts
+    assert 0.6 <= counts["v2"] / 200 <= 0.9, counts
+
+    for target in ("v1", "v2"):
+        pinned = collections.Counter(
+            invoke(runtimes[ZONE_A], endpoint, body=b"x", TargetVariant=target)[1]
+            ["InvokedProductionVariant"] for _ in range(20))
+        assert pinned == {target: 20}, pinned
+
+
+# --------------------------------------------------------------------------
+# 5./6. Model errors and timeouts
+# --------------------------------------------------------------------------
+
+def test_model_error_carries_original_status_and_message(resources, runtimes, model_image):
+    endpoint = resources.endpoint(resources.endpoint_config(resources.model(image=model_image)))
+    rt = runtimes["regional"]
+    with pytest.raises(ClientError) as info:
+        invoke(rt, endpoint, body=b"fail")
+    code, status, message = error_summary(info.value)
+    assert (code, status) == ("ModelError", 424), info.value.response
+    fields = model_error_fields(info.value)
+    assert fields["OriginalStatusCode"] == 500, info.value.response
+    assert fields["OriginalMessage"] == "model failure", info.value.response
+    assert fields["LogStreamArn"], info.value.response
+    assert fields["LogStreamArn"].startswith(f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:"), fields
+    assert endpoint in fields["LogStreamArn"], fields
+    # The server, and the instance, keep serving.
+    assert identity(rt, endpoint)["pid"] > 0
+    assert identity(runtimes[ZONE_C], endpoint)["pid"] > 0
+
+
+def test_invocation_timeout(strait_factory, model_image):
+    server = strait_factory.start(args=["--invocation-timeout", "2"])
+    res = server.resources()
+    endpoint = res.endpoint(res.endpoint_config(res.model(image=model_image)))
+    rt = server.runtime()
+    started = time.monotonic()
+    with pytest.raises(ClientError) as info:
+        invoke(rt, endpoint, body=b"sleep")
+    took = time.monotonic() - started
+    code, status, message = error_summary(info.value)
+    assert (code, status) == ("ModelError", 424), info.value.response
+    assert "timed out while waiting for a response from container" in message, message
+    assert 1.5 <= took < 4.5, f"the 2 s invocation timeout fired after {took:.1f} s"
+    # The next calls are answered, each with its own answer, while the instance is
+    # still sleeping on the first one and after that late answer was sent (5 s):
+    # the timed-out connection must not be reused.
+    for _ in range(3):
+        identity(rt, endpoint)
+    time.sleep(max(0.0, started + 5.5 - time.monotonic()))
+    for _ in range(3):
+        identity(rt, endpoint)
+    assert server.running(), server.output()
+
+
+# --------------------------------------------------------------------------
+# 7. Bad input: every case is followed by a successful call on the same listener
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_A])
+def test_unsigned_invocation_is_refused(runtimes, runtime_urls, echo_endpoint, listener):
+    parts = urlsplit(runtime_urls[listener])
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request("POST", f"/endpoints/{echo_endpoint}/invocations", body=b"1,2",
+                           headers={"Content-Type": "text/csv"})
+        response = connection.getresponse()
+        status, headers, body = response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+    assert status == 403, (status, headers, body)
+    error_type = headers.get("x-amzn-ErrorType", "") or headers.get("X-Amzn-ErrorType", "")
+    with_body = (json.loads(body).get("__type", "") if body.strip().startswith(b"{") else "")
+    assert "MissingAuthenticationTokenException" in error_type + with_body, (headers, body)
+    assert_serves(runtimes[listener], echo_endpoint)
+
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_B])
+def test_unknown_endpoint(runtimes, echo_endpoint, unique_name, aws_error, listener):
+    name = unique_name("missing")
+    with aws_error("ValidationError", 400, f"Endpoint {name} of account {ACCOUNT_ID} not found."):
+        invoke(runtimes[listener], name)
+    assert_serves(runtimes[listener], echo_endpoint)
+
+
+def test_body_size_limit(runtimes, echo_endpoint, aws_error):
+    rt = runtimes[ZONE_A]
+    with aws_error("ValidationError", 400, str(MAX_PAYLOAD)):
+        invoke(rt, echo_endpoint, body=b"x" * (7 * 1024 * 1024))
+    assert_serves(rt, echo_endpoint)
+    # Exactly 6 MiB is allowed.
+    data, _ = invoke(rt, echo_endpoint, body=b"y" * MAX_PAYLOAD)
+    assert len(data) == MAX_PAYLOAD
+    assert_serves(rt, echo_endpoint)
+
+
+def test_unknown_target_variant(runtimes, echo_endpoint, aws_error):
+    rt = runtimes[ZONE_C]
+    with aws_error("ValidationError", 400, "NoSuchVariant"):
+        invoke(rt, echo_endpoint, TargetVariant="NoSuchVariant")
+    assert_serves(rt, echo_endpoint)
+
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_A])
+def test_client_disconnects_mid_body(strait, runtimes, runtime_urls, echo_endpoint, listener):
+    parts = urlsplit(runtime_urls[listener])
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST /endpoints/{echo_endpoint}/invocations HTTP/1.1\r\n"
+            f"Host: {parts.netloc}\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\n"
+            .encode() + b"0123456789")
+    assert_serves(runtimes[listener], echo_endpoint)
+    assert strait.running(), strait.output()
+
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_A])
+def test_garbage_request(strait, runtimes, runtime_urls, echo_endpoint, listener):
+    received = raw_exchange(runtime_urls[listener], b"\x00\x01GARBAGE\r\n\r\n")
+    assert received == b"" or received.startswith(b"HTTP/1.1 400"), received[:200]
+    assert_serves(runtimes[listener], echo_endpoint)
+    assert strait.running(), strait.output()
+
+
+def test_endpoint_not_in_service(resources, runtimes, echo_endpoint, slow_image, aws_error):
+    rt = runtimes[ZONE_B]
+    creating = resources.endpoint(
+        resources.endpoint_config(resources.model(image=slow_image)), wait=False)
+    assert resources.sm.describe_endpoint(EndpointName=creating)["EndpointStatus"] == "Creating"
+    with aws_error("ValidationError", 400, "Creating") as seen:
+        invoke(rt, creating)
+    assert creating in seen["message"]
+    assert_serves(rt, echo_endpoint)
+
+    failed, described = resources.failing_endpoint()
+    assert described["EndpointStatus"] == "Failed"
+    with aws_error("ValidationError", 400, "Failed"):
+        invoke(rt, failed)
+    assert_serves(rt, echo_endpoint)
+
+    # Once the slow instance listens, the endpoint is InService and answers.
+    resources.wait_in_service(creating)
+    assert identity(rt, creating)["address"].startswith("127.0.")
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/"), ("GET", "/ping"), ("POST", "/"),
+                                         ("POST", "/endpoints/x/y/invocations")])
+def test_zonal_listener_serves_only_invocations(runtimes, runtime_urls, echo_endpoint,
+                                                method, path):
+    parts = urlsplit(runtime_urls[ZONE_A])
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(method, path, body=b"" if method == "POST" else None)
+        response = connection.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        connection.close()
+    assert status == 404, (method, path, status, body)
+    assert_serves(runtimes[ZONE_A], echo_endpoint)
+
+
+# --------------------------------------------------------------------------
+# Instances of a custom image can be stopped gracefully
+# --------------------------------------------------------------------------
+
+SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+
+
+def signal_masks(pid):
+    """(blocked, ignored) signal bit masks of a process."""
+    masks = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("SigBlk", "SigIgn"):
+                masks[key] = int(value.split()[0], 16)
+    return masks["SigBlk"], masks["SigIgn"]
+
+
+def test_instance_pid_files(strait, resources, model_image):
+    """<data-dir>/instances/<endpoint>/<instance-id>.pid: line 1 the pid, line 2 its start time (field 22 of
+    /proc/<pid>/stat), which lets a restarted server tell a leftover instance from a process that reused the pid."""
+    endpoint = resources.endpoint(resources.endpoint_config(resources.model(image=model_image),
+                                                            count=2))
+    files = sorted(strait.instance_dir(endpoint).glob("*.pid"))
+    assert len(files) == 2, files
+    pids = set()
+    for path in files:
+        assert path.stem.startswith("i-"), path
+        lines = path.read_text().splitlines()
+        assert lines[0].isdigit() and is_alive(process_identity(int(lines[0]))), (path, lines)
+        proc_stat = Path(f"/proc/{lines[0]}/stat").read_text()
+        start_time = proc_stat[proc_stat.rindex(")") + 2:].split()[19]
+        assert lines[1:2] == [start_time], f"{path}: {lines}"
+        pids.add(int(lines[0]))
+    assert identity(strait.runtime(), endpoint)["pid"] in pids
+
+
+def test_instance_stops_on_sigterm(strait_factory, model_image):
+    """An instance starts with SIGTERM neither blocked nor ignored, so DeleteEndpoint
+    stops it well before --instance-stop-grace (8 s here) runs out."""
+    server = strait_factory.start(args=["--instance-stop-grace", "8"])
+    res = server.resources()
+    endpoint = res.endpoint(res.endpoint_config(res.model(image=model_image), count=2))
+    pids = [pid for pid, _ in server.instance_pids(endpoint).values()]
+    assert len(pids) == 2
+    assert identity(server.runtime(), endpoint)["pid"] in pids
+    masks = {pid: tuple(f"{m:016x}" for m in signal_masks(pid)) for pid in pids}
+    started = time.monotonic()
+    res.sm.delete_endpoint(EndpointName=endpoint)
+    res.wait_deleted(endpoint)
+    took = time.monotonic() - started
+    assert all(int(blocked, 16) & SIGTERM_BIT == 0 and int(ignored, 16) & SIGTERM_BIT == 0
+               for blocked, ignored in masks.values()), \
+        f"instances start with SIGTERM blocked/ignored (SigBlk, SigIgn: {masks}); " \
+        f"DeleteEndpoint took {took:.1f} s"
+    assert took < 5, f"DeleteEndpoint took {took:.1f} s: instances ignored SIGTERM"
