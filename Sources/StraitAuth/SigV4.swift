@@ -8,8 +8,10 @@ public struct SignableRequest: Sendable {
     public var path: String
     /// The raw query string, without `?`; empty when there is none.
     public var query: String
-    /// Header fields in arrival order; names in any case, repeated names allowed.
-    public var headers: [(name: String, value: String)]
+    /// Header fields in arrival order, names lower-cased; repeated names allowed.
+    public var headers: [(name: String, value: String)] {
+        didSet { headers = Self.lowercasingNames(headers) }
+    }
     /// Lowercase hex SHA-256 of the body.
     public var payloadHash: String
 
@@ -23,7 +25,7 @@ public struct SignableRequest: Sendable {
         self.method = method
         self.path = path
         self.query = query
-        self.headers = headers
+        self.headers = Self.lowercasingNames(headers)
         self.payloadHash = payloadHash
     }
 
@@ -39,9 +41,13 @@ public struct SignableRequest: Sendable {
         )
     }
 
-    /// The values of a header, by case-insensitive name, in arrival order.
+    static func lowercasingNames(_ headers: [(name: String, value: String)]) -> [(name: String, value: String)] {
+        headers.map { (name: $0.name.lowercased(), value: $0.value) }
+    }
+
+    /// The values of a header, by lower-case name, in arrival order.
     public func values(of name: String) -> [String] {
-        headers.filter { $0.name.lowercased() == name }.map(\.value)
+        headers.filter { $0.name == name }.map(\.value)
     }
 }
 
@@ -123,20 +129,21 @@ public enum SigV4 {
         return pairs.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
     }
 
-    /// Trims a header value and folds runs of spaces into one.
+    /// Trims a header value and folds runs of spaces and tabs into one space.
     static func canonicalHeaderValue(_ value: String) -> String {
-        var out = ""
-        var lastWasSpace = false
-        for character in value.trimmingCharacters(in: .whitespaces) {
-            if character == " " || character == "\t" {
-                if !lastWasSpace { out.append(" ") }
-                lastWasSpace = true
+        var out = [UInt8]()
+        out.reserveCapacity(value.utf8.count)
+        var pendingSpace = false
+        for byte in value.utf8 {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                pendingSpace = !out.isEmpty
             } else {
-                out.append(character)
-                lastWasSpace = false
+                if pendingSpace { out.append(UInt8(ascii: " ")) }
+                pendingSpace = false
+                out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func uriEncode(_ bytes: [UInt8]) -> String {

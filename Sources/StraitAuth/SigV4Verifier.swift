@@ -43,7 +43,7 @@ public struct SigV4Verifier: Sendable {
 
     /// Verifies the request's Authorization header and returns the access key that signed it.
     /// - Throws: a `ServiceError` with HTTP status 403 and AWS's code and message for the failure.
-    public func verify(_ request: SignableRequest) throws(ServiceError) -> String {
+    public func verify(_ request: SignableRequest, keyCache: SigningKeyCache? = nil) throws(ServiceError) -> String {
         let authorizations = request.values(of: "authorization")
         guard let authorization = authorizations.first, !authorization.isEmpty else {
             throw Self.error("MissingAuthenticationTokenException", "Request is missing Authentication Token")
@@ -105,7 +105,8 @@ public struct SigV4Verifier: Sendable {
             amzDate: amzDate,
             scope: scope[1...].joined(separator: "/")
         )
-        let key = SigV4.signingKey(secret: secret, date: date, region: region, service: service)
+        let derive = { SigV4.signingKey(secret: secret, date: date, region: region, service: service) }
+        let key = keyCache?.key(accessKeyID: accessKeyID, date: date, derive: derive) ?? derive()
         let expected = SigV4.signature(stringToSign: toSign, key: key)
         guard Self.constantTimeEqual(expected, header.signature) else {
             throw Self.error(
@@ -166,13 +167,21 @@ public struct SigV4Verifier: Sendable {
         return difference == 0
     }
 
-    /// Parses `yyyyMMdd'T'HHmmss'Z'`.
+    /// Parses `yyyyMMdd'T'HHmmss'Z'` (UTC) by arithmetic: no Calendar on the request path. Dates that do not exist
+    /// (February 30th, hour 24, second 60) are refused.
     public static func parseAmzDate(_ text: String) -> Date? {
-        let bytes = Array(text.utf8)
+        switch text.utf8.withContiguousStorageIfAvailable({ parseAmzDate($0) }) {
+        case .some(let date): date
+        case .none: Array(text.utf8).withUnsafeBufferPointer { parseAmzDate($0) }
+        }
+    }
+
+    private static func parseAmzDate(_ bytes: UnsafeBufferPointer<UInt8>) -> Date? {
         guard bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z") else { return nil }
         func number(_ range: Range<Int>) -> Int? {
             var value = 0
-            for byte in bytes[range] {
+            for index in range {
+                let byte = bytes[index]
                 guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
                 value = value * 10 + Int(byte - UInt8(ascii: "0"))
             }
@@ -180,24 +189,69 @@ public struct SigV4Verifier: Sendable {
         }
         guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
             let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
-            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+            (1...12).contains(month), day >= 1, day <= daysInMonth(year, month), hour < 24, minute < 60, second < 60
         else { return nil }
-        var components = DateComponents()
-        (components.year, components.month, components.day) = (year, month, day)
-        (components.hour, components.minute, components.second) = (hour, minute, second)
-        // Reject dates the calendar would roll over (February 30th, second 60): they must read back unchanged.
-        guard let date = utcCalendar.date(from: components), formatAmzDate(date) == text else { return nil }
-        return date
+        let days = daysFromCivil(year, month, day)
+        return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + hour * 3_600 + minute * 60 + second))
     }
 
+    /// Formats `yyyyMMdd'T'HHmmss'Z'` (UTC) by arithmetic.
     public static func formatAmzDate(_ date: Date) -> String {
-        let c = utcCalendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        func pad(_ value: Int?, _ width: Int) -> String {
-            let text = String(value ?? 0)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let remainder = seconds - days * 86_400
+        let (year, month, day) = civilFromDays(days)
+        var out = [UInt8]()
+        out.reserveCapacity(16)
+        func append(_ value: Int, width: Int) {
+            var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+            var rest = value
+            for index in stride(from: width - 1, through: 0, by: -1) {
+                digits[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            out += digits
         }
-        return
-            "\(pad(c.year, 4))\(pad(c.month, 2))\(pad(c.day, 2))T\(pad(c.hour, 2))\(pad(c.minute, 2))\(pad(c.second, 2))Z"
+        append(year, width: 4)
+        append(month, width: 2)
+        append(day, width: 2)
+        out.append(UInt8(ascii: "T"))
+        append(remainder / 3_600, width: 2)
+        append(remainder / 60 % 60, width: 2)
+        append(remainder % 60, width: 2)
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func daysInMonth(_ year: Int, _ month: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    /// The date of a day count since 1970-01-01 (`civil_from_days`).
+    static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     static func parseHTTPDate(_ text: String) -> Date? {
@@ -208,11 +262,24 @@ public struct SigV4Verifier: Sendable {
         return formatter.date(from: text)
     }
 
-    private static let utcCalendar: Calendar = {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? TimeZone(secondsFromGMT: 0) ?? calendar.timeZone
-        return calendar
-    }()
+}
+
+/// Signing keys already derived, by access key and date: the HMAC chain runs once a day per key instead of on every
+/// request. Not thread-safe: each event loop keeps its own.
+// @unchecked Sendable: used from one event loop only (the data plane keeps one per loop).
+public final class SigningKeyCache: @unchecked Sendable {
+    private var keys: [String: SymmetricKey] = [:]
+
+    public init() {}
+
+    func key(accessKeyID: String, date: String, derive: () -> SymmetricKey) -> SymmetricKey {
+        let name = accessKeyID + "/" + date
+        if let key = keys[name] { return key }
+        if keys.count >= 64 { keys.removeAll() }
+        let key = derive()
+        keys[name] = key
+        return key
+    }
 }
 
 /// The three parts of an `AWS4-HMAC-SHA256` Authorization header.

@@ -90,9 +90,31 @@ final class LoopContext: @unchecked Sendable {
     var random = RoutingRandom()
     var metrics = LoopMetrics()
     let pool: UpstreamPool
+    let signingKeys = SigningKeyCache()
+    private let requestIDPrefix: String
+    private var requestCounter: UInt64 = 0
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         self.pool = UpstreamPool(eventLoop: eventLoop)
+        var random = SystemRandomNumberGenerator()
+        let bits = random.next() as UInt64
+        let hex = String(bits, radix: 16).leftPadded(to: 16)
+        // UUID-shaped: 8-4-4-4 from a random per-loop prefix, then a 12-digit counter.
+        let characters = Array(hex)
+        requestIDPrefix =
+            "\(String(characters[0..<8]))-\(String(characters[8..<12]))-\(String(characters[12..<16]))-\(String(bits >> 48 & 0xFFFF, radix: 16).leftPadded(to: 4))-"
+    }
+
+    /// A request id unique to this process: no random draw or UUID formatting per request.
+    func nextRequestID() -> String {
+        requestCounter &+= 1
+        return requestIDPrefix + String(requestCounter, radix: 16).leftPadded(to: 12)
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -122,7 +122,7 @@ public final class InvocationHandler: ChannelInboundHandler {
 
     private func handle(_ request: Invocation, context: ChannelHandlerContext) {
         let keepGoing = activity.requestStarted()
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = loop?.nextRequestID() ?? UUID().uuidString.lowercased()
         guard !request.endpoint.isEmpty else {
             let path = request.head.uri.split(separator: "?").first.map(String.init) ?? request.head.uri
             fail(
@@ -163,7 +163,7 @@ public final class InvocationHandler: ChannelInboundHandler {
             headers: request.head.headers.map { ($0.name, $0.value) },
             body: request.body.readableBytesView
         )
-        _ = try dataPlane.verifier.verify(signable)
+        _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)
         let name = String(request.endpoint)
         guard Self.isValidEndpointName(name) else {
             throw ServiceError(

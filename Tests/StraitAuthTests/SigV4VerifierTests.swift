@@ -137,7 +137,7 @@ extension TestSigner: CustomTestStringConvertible {
 
     @Test func signedHeaderChangedAfterSigning() throws {
         var request = TestSigner().signedRequest()
-        let index = try #require(request.headers.firstIndex { $0.name == "X-Amz-Target" })
+        let index = try #require(request.headers.firstIndex { $0.name == "x-amz-target" })
         request.headers[index].value = "SageMaker.DeleteModel"
         #expect(failure(request)?.code == "InvalidSignatureException")
     }
