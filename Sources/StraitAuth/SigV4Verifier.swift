@@ -297,16 +297,21 @@ struct ParsedAuthorization {
                 "Unsupported AWS 'algorithm': '\(algorithm)'. Use AWS4-HMAC-SHA256."
             )
         }
+        // Byte-level split on ',' and '=' with spaces trimmed: this runs on every invocation.
         var fields: [String: String] = [:]
-        for part in header.dropFirst(prefix.count).split(separator: ",") {
-            let trimmed = part.trimmingCharacters(in: .whitespaces)
-            guard let equals = trimmed.firstIndex(of: "=") else {
+        for part in header.utf8.dropFirst(prefix.utf8.count).split(separator: UInt8(ascii: ",")) {
+            let trimmed = part.drop { $0 == UInt8(ascii: " ") }.reversed().drop { $0 == UInt8(ascii: " ") }.reversed()
+            let bytes = Array(trimmed)
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else {
                 throw SigV4Verifier.error(
                     "IncompleteSignatureException",
-                    "'\(trimmed)' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
+                    "'\(String(decoding: bytes, as: UTF8.self))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
                 )
             }
-            fields[String(trimmed[..<equals])] = String(trimmed[trimmed.index(after: equals)...])
+            fields[String(decoding: bytes[..<equals], as: UTF8.self)] = String(
+                decoding: bytes[(equals + 1)...],
+                as: UTF8.self
+            )
         }
         var missing: [String] = []
         for name in ["Credential", "Signature", "SignedHeaders"] where (fields[name] ?? "").isEmpty {

@@ -103,14 +103,18 @@ public final class InvocationHandler: ChannelInboundHandler {
 
     /// The endpoint name of an InvokeEndpoint path, or nil if the path is something else.
     static func invocationEndpoint(_ uri: String) -> Substring? {
-        let path = uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...]
-        let prefix = "/endpoints/"
-        let suffix = "/invocations"
-        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.count > prefix.count + suffix.count else {
-            return nil
-        }
+        // On the UTF-8 view: this runs on every request.
+        let bytes = uri.utf8
+        let end = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
+        let path = bytes[..<end]
+        let prefix = "/endpoints/".utf8
+        let suffix = "/invocations".utf8
+        guard path.count > prefix.count + suffix.count, path.starts(with: prefix),
+            path.reversed().starts(with: suffix.reversed())
+        else { return nil }
         let name = path.dropFirst(prefix.count).dropLast(suffix.count)
-        return name.contains("/") ? nil : name
+        guard !name.contains(UInt8(ascii: "/")) else { return nil }
+        return Substring(name)
     }
 
     private struct Invocation {
