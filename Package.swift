@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "strait",
             dependencies: [
-                "StraitServer", "StraitRuntimes",
+                "StraitServer", "StraitRuntimes", "StraitCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -89,6 +89,7 @@ let package = Package(
         .testTarget(name: "StraitCoreTests", dependencies: ["StraitCore", "StraitTestSupport"]),
         .testTarget(name: "StraitStoreTests", dependencies: ["StraitStore", "StraitTestSupport"]),
         .testTarget(name: "StraitAuthTests", dependencies: ["StraitAuth", "StraitCore", "StraitTestSupport"]),
+        .testTarget(name: "StraitServerTests", dependencies: ["StraitServer", "StraitCore"]),
         .testTarget(
             name: "StraitDataPlaneTests",
             dependencies: ["StraitDataPlane", "StraitCore", .product(name: "NIOHTTP1", package: "swift-nio")]

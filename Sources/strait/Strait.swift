@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import StraitCore
 import StraitRuntimes
 import StraitServer
 import UnixSignals
@@ -31,6 +32,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The regional API endpoint, HOST:PORT; port 0 picks a free one.")
     var listen: String = "\(ServerConfiguration.defaultListenHost):\(ServerConfiguration.defaultListenPort)"
 
+    @Option(help: "A JSON configuration file defining the zones and their subnets (see the README).")
+    var config: String?
+
     @Option(help: "The AWS region Strait answers as.")
     var region: String = ServerConfiguration.defaultRegion
 
@@ -57,12 +61,19 @@ struct Serve: AsyncParsableCommand {
         guard invocationTimeout >= 1 else { throw ValidationError("--invocation-timeout must be at least 1 second.") }
         var logger = Logger(label: "strait")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        var zones: ZoneLayout?
+        if let config {
+            do { zones = try ConfigurationFile.zones(path: (config as NSString).expandingTildeInPath) } catch {
+                throw ValidationError(error.description)
+            }
+        }
         let configuration = ServerConfiguration(
             dataDirectory: (dataDir as NSString).expandingTildeInPath,
             listenHost: host,
             listenPort: port,
             region: region,
             accountID: accountId,
+            zones: zones,
             instanceStopGrace: .seconds(instanceStopGrace),
             maxInstancesPerType: maxInstancesPerType,
             invocationTimeout: .seconds(invocationTimeout)

@@ -313,9 +313,10 @@ class StraitServer:
         with self._lock:
             return [line for s, line in self._lines if s == "stdout"]
 
-    def runtime_endpoints(self, timeout=5.0):
+    def runtime_endpoints(self, timeout=5.0, zones=tuple(ZONES)):
         """The `Runtime:` block: {'regional': url, 'us-east-1a': url, ...}. It is
-        printed after the `API endpoint:` line, so wait for all zones briefly."""
+        printed after the `API endpoint:` line, so wait for all zones briefly.
+        `zones`: the zone names the server was configured with (default: the embedded ones)."""
         deadline = time.monotonic() + timeout
         while True:
             found = {}
@@ -323,10 +324,10 @@ class StraitServer:
                 match = RUNTIME_LINE.match(line)
                 if match:
                     found[match.group(3) or "regional"] = match.group(1).rstrip("/")
-            if len(found) == 1 + len(ZONES) or time.monotonic() > deadline:
+            if len(found) == 1 + len(zones) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        assert set(found) == {"regional", *ZONES}, f"bad Runtime block\n{self.output()}"
+        assert set(found) == {"regional", *zones}, f"bad Runtime block\n{self.output()}"
         return found
 
     def instance_dir(self, endpoint):
@@ -334,7 +335,7 @@ class StraitServer:
 
     def instance_pids(self, endpoint):
         """{instance id: (pid, line 2)} from the endpoint's instance pid files
-        (line 1 the pid; line 2 the executable by the data-plane contract)."""
+        (line 1 the pid; line 2 its start time, field 22 of /proc/<pid>/stat)."""
         found = {}
         for path in sorted(self.instance_dir(endpoint).glob("*.pid")):
             lines = path.read_text().splitlines()

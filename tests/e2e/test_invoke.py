@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import time
 from pathlib import Path
 import uuid
@@ -21,7 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCOUNT_ID, ZONES, Resources, error_summary, is_alive, process_identity
+from conftest import (ACCOUNT_ID, ZONES, Resources, error_summary, is_alive, process_identity,
+                      strait_binary)
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6291456 bytes: InvokeEndpoint's body limit
 ZONE_A, ZONE_B, ZONE_C = sorted(ZONES)
@@ -586,3 +588,42 @@ def test_instance_stops_on_sigterm(strait_factory, model_image):
         f"instances start with SIGTERM blocked/ignored (SigBlk, SigIgn: {masks}); " \
         f"DeleteEndpoint took {took:.1f} s"
     assert took < 5, f"DeleteEndpoint took {took:.1f} s: instances ignored SIGTERM"
+
+
+def test_zones_from_a_configuration_file(strait_factory, model_image, tmp_path):
+    """--config defines other zones and subnets: every zone gets its runtime endpoint on the first host of its
+    subnet, instances land in the model's subnets, and calls stay in the caller's zone."""
+    config = tmp_path / "strait.json"
+    config.write_text(json.dumps({"zones": [
+        {"name": "us-east-1x", "id": "use1-az8", "subnets": [{"id": "subnet-x1", "cidr": "127.0.5.0/24"}]},
+        {"name": "us-east-1y", "id": "use1-az9", "subnets": [{"id": "subnet-y1", "cidr": "127.0.6.0/24"}]},
+    ]}))
+    server = strait_factory.start(args=["--config", str(config)])
+    endpoints = server.runtime_endpoints(zones=("us-east-1x", "us-east-1y"))
+    assert urlsplit(endpoints["us-east-1x"]).hostname == "127.0.5.1"
+    assert urlsplit(endpoints["us-east-1y"]).hostname == "127.0.6.1"
+    res = server.resources()
+    model = res.model(image=model_image)
+    res.sm.delete_model(ModelName=model)
+    res.sm.create_model(ModelName=model, PrimaryContainer={"Image": model_image},
+                        VpcConfig={"SecurityGroupIds": ["sg-12345678"], "Subnets": ["subnet-x1", "subnet-y1"]})
+    endpoint = res.endpoint(res.endpoint_config(model, count=2))
+    for zone, prefix in (("us-east-1x", "127.0.5."), ("us-east-1y", "127.0.6.")):
+        rt = server.runtime(endpoints[zone])
+        for _ in range(10):
+            assert identity(rt, endpoint)["address"].startswith(prefix)
+
+
+def test_a_bad_configuration_file_stops_the_start(tmp_path):
+    """A configuration that cannot work is refused before anything starts, with a message saying what is wrong."""
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"zones": [
+        {"name": "a", "subnets": [{"id": "s1", "cidr": "127.0.0.0/16"}]},
+        {"name": "b", "subnets": [{"id": "s2", "cidr": "127.0.2.0/24"}]},
+    ]}))
+    result = subprocess.run(
+        [str(strait_binary()), "serve", "--config", str(config), "--data-dir", str(tmp_path / "data"),
+         "--listen", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "overlaps subnet 's1'" in result.stdout + result.stderr
