@@ -304,8 +304,10 @@ public final class InvocationHandler: ChannelInboundHandler {
         ).whenSuccess { outcome in
             instance.outstanding.decrement()
             let (handler, context) = bound.value
-            if case .connectFailed = outcome {
-            } else {
+            switch outcome {
+            case .connectFailed, .staleConnection:
+                break  // the call moves to another instance; that one is what the metrics count
+            default:
                 handler.pendingRecord = PendingRecord(
                     endpoint: route.name,
                     variant: variant.name,
@@ -369,14 +371,24 @@ public final class InvocationHandler: ChannelInboundHandler {
         case .response(let head, let body):
             let original = String(decoding: body.readableBytesView.prefix(4096), as: UTF8.self)
             error = modelError(status: Int(head.status.code), original: original, route: route)
-        case .connectFailed:
+        case .connectFailed, .staleConnection:
+            // A failed connect rules the instance out for this call. A stale kept-alive connection does not (the
+            // instance may only have closed an idle connection): the call is tried again on a fresh one, up to
+            // three times, recorded as "~id" entries that exclude nothing.
+            let staleRetries = tried.count { $0.hasPrefix("~") }
+            let retry: String
+            if case .staleConnection = outcome, staleRetries < 3 {
+                retry = "~" + instance.id
+            } else {
+                retry = instance.id
+            }
             forward(
                 request,
                 route: route,
                 requestID: requestID,
                 close: close,
                 context: context,
-                tried: tried + [instance.id]
+                tried: tried + [retry]
             )
             return
         case .broken:

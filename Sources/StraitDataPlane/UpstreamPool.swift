@@ -9,6 +9,9 @@ enum UpstreamOutcome {
     case connectFailed
     /// The connection broke after the request was (perhaps) written: the call must not be repeated.
     case broken
+    /// A kept-alive connection turned out closed by the instance before a byte of the answer came (the instance
+    /// went away, or closed the idle connection as the request went out): treated like a failed connect.
+    case staleConnection
     case timedOut
     /// The instance's answer is larger than SageMaker's payload limit.
     case responseTooLarge
@@ -38,7 +41,7 @@ final class UpstreamPool {
         while var channels = idle[key], let channel = channels.popLast() {
             idle[key] = channels
             if channel.isActive {
-                return exchange(channel, key: key, head: head, body: body, timeout: timeout)
+                return exchange(channel, key: key, head: head, body: body, timeout: timeout, reused: true)
             }
         }
         let promise = eventLoop.makePromise(of: UpstreamOutcome.self)
@@ -56,9 +59,10 @@ final class UpstreamPool {
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
-                    pool.value.exchange(channel, key: key, head: head, body: body, timeout: timeout).cascade(
-                        to: promise
-                    )
+                    pool.value.exchange(channel, key: key, head: head, body: body, timeout: timeout, reused: false)
+                        .cascade(
+                            to: promise
+                        )
                 case .failure:
                     promise.succeed(.connectFailed)
                 }
@@ -71,7 +75,8 @@ final class UpstreamPool {
         key: String,
         head: HTTPRequestHead,
         body: ByteBuffer,
-        timeout: TimeAmount
+        timeout: TimeAmount,
+        reused: Bool
     ) -> EventLoopFuture<UpstreamOutcome> {
         let promise = eventLoop.makePromise(of: UpstreamOutcome.self)
         guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
@@ -79,7 +84,7 @@ final class UpstreamPool {
             promise.succeed(.connectFailed)
             return promise.futureResult
         }
-        handler.start(promise: promise, timeout: timeout, channel: channel)
+        handler.start(promise: promise, timeout: timeout, channel: channel, reused: reused)
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if body.readableBytes > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
@@ -115,10 +120,12 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var body: ByteBuffer?
     private var timeout: Scheduled<Void>?
     private var receivedAnything = false
+    private var reused = false
     /// False once the connection must not carry another request.
     private(set) var reusable = true
 
-    func start(promise: EventLoopPromise<UpstreamOutcome>, timeout: TimeAmount, channel: any Channel) {
+    func start(promise: EventLoopPromise<UpstreamOutcome>, timeout: TimeAmount, channel: any Channel, reused: Bool) {
+        self.reused = reused
         self.promise = promise
         head = nil
         body = nil
@@ -157,13 +164,13 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         reusable = false
-        finish(.broken)
+        finish(reused && !receivedAnything ? .staleConnection : .broken)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         reusable = false
-        finish(.broken)
+        finish(reused && !receivedAnything ? .staleConnection : .broken)
         context.close(promise: nil)
     }
 

@@ -47,10 +47,12 @@ final class InstanceProcess: Sendable {
         )
         self.pid = pid
         OrphanReaper.writePidFile(path: pidFilePath, pid: pid, startTime: OrphanReaper.startTime(of: pid))
-        let exit = self.exit
+        let (exit, pidFilePath) = (self.exit, self.pidFilePath)
         let reaper = Thread {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+            // Reaped: the pid is free for reuse, so the file naming it must go.
+            try? FileManager.default.removeItem(atPath: pidFilePath)
             exit.finish(status: status)
         }
         reaper.name = "strait-reap-\(pid)"
@@ -120,6 +122,9 @@ final class InstanceProcess: Sendable {
     }
 
     var isRunning: Bool { exit.status == nil }
+
+    /// Runs `action` (on the reaping thread) once the process has ended; at once if it has.
+    func onExit(_ action: @escaping @Sendable () -> Void) { exit.onExit(action) }
 
     /// Returns when the process has ended (or at once if it has).
     func waitForExit() async { await exit.wait() }

@@ -61,8 +61,19 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private struct Fleet {
         var spec: VariantSpec
         var image: DeployedImage
+        var resolved: ResolvedImage
         var instances: [Instance]
     }
+
+    /// An instance process that ended.
+    struct ExitEvent: Sendable {
+        let endpoint: String
+        let variant: String
+        let instanceID: String
+    }
+
+    private let exits: AsyncStream<ExitEvent>
+    private let exitContinuation: AsyncStream<ExitEvent>.Continuation
 
     private let configuration: SupervisorConfiguration
     private let resolver: ImageResolver
@@ -82,6 +93,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         publish: @escaping @Sendable (RoutingTable) -> Void = { _ in }
     ) {
         self.publish = publish
+        (exits, exitContinuation) = AsyncStream.makeStream(of: ExitEvent.self)
         self.configuration = configuration
         self.resolver = ImageResolver(workerExecutable: configuration.workerExecutable)
         self.probe = probe
@@ -89,9 +101,76 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         self.logger = logger
     }
 
+    /// Replaces instances whose process ends while they serve, until graceful shutdown; then stops every instance.
     public func run() async throws {
-        try? await gracefulShutdown()
+        let continuation = exitContinuation
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await event in exits {
+                    group.addTask { await self.replace(event) }
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            continuation.finish()
+        }
         await stopAll()
+    }
+
+    /// An instance of a serving fleet ended: it leaves the routing snapshot at once, and a new instance in the same
+    /// zone takes its place once healthy, retried with back-off (1 s doubling to 60 s) while the fleet still wants it.
+    private func replace(_ event: ExitEvent) async {
+        guard var fleet = fleets[event.endpoint]?[event.variant],
+            let index = fleet.instances.firstIndex(where: { $0.id == event.instanceID })
+        else { return }  // stopped on purpose: not part of a fleet any more
+        let dead = fleet.instances.remove(at: index)
+        fleets[event.endpoint]?[event.variant] = fleet
+        usedAddresses.remove(dead.address)
+        publishRoutes()
+        logger.warning(
+            "instance ended; replacing it",
+            metadata: [
+                "endpoint": "\(event.endpoint)", "variant": "\(event.variant)", "instance": "\(dead.id)",
+                "zone": "\(dead.zone)", "exit": "\(dead.process.exitDescription ?? "unknown")",
+                "log": "\(dead.process.logTail())",
+            ]
+        )
+        let spec = fleet.spec
+        guard let zone = zonesFor(spec).first(where: { $0.zone == dead.zone }) ?? zonesFor(spec).first else { return }
+        let timeout =
+            spec.startupHealthCheckTimeoutSeconds.map { Duration.seconds($0) } ?? configuration.defaultStartupTimeout
+        var delay = Duration.seconds(1)
+        while !Task.isCancelled {
+            // The fleet must still be the one that lost the instance, and still short of it.
+            guard let current = fleets[event.endpoint]?[event.variant], !current.spec.needsNewInstances(for: spec),
+                current.instances.count < current.spec.instanceCount
+            else { return }
+            if let instance = try? startInstance(
+                endpoint: event.endpoint,
+                variant: current.spec,
+                image: current.resolved,
+                zone: zone.zone,
+                subnet: zone.subnet
+            ) {
+                if await waitHealthy([instance], timeouts: [spec.name: timeout]) == nil,
+                    let latest = fleets[event.endpoint]?[event.variant], !latest.spec.needsNewInstances(for: spec),
+                    latest.instances.count < latest.spec.instanceCount
+                {
+                    fleets[event.endpoint]?[event.variant]?.instances.append(instance)
+                    publishRoutes()
+                    logger.info(
+                        "instance replaced",
+                        metadata: [
+                            "endpoint": "\(event.endpoint)", "instance": "\(instance.id)", "zone": "\(instance.zone)",
+                        ]
+                    )
+                    return
+                }
+                await stop([instance])
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(60))
+        }
     }
 
     /// Stops every instance of every endpoint, all at once.
@@ -154,7 +233,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                     return .failed(reason: "Production variant \(variant.name): \(error.reason)")
                 }
             }
-            next[variant.name] = Fleet(spec: variant, image: keptImage, instances: fleetInstances)
+            next[variant.name] = Fleet(spec: variant, image: keptImage, resolved: image, instances: fleetInstances)
         }
         for (name, fleet) in current where next[name] == nil { retired += fleet.instances }
 
@@ -261,6 +340,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                     "address": "\(address):\(port)", "pid": "\(process.pid)",
                 ]
             )
+            let event = ExitEvent(endpoint: endpoint, variant: variant.name, instanceID: id)
+            process.onExit { [exitContinuation] in exitContinuation.yield(event) }
             return Instance(id: id, variant: variant.name, zone: zone, address: address, port: port, process: process)
         } catch {
             usedAddresses.remove(address)

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import StraitCore
 import StraitTestSupport
+import Synchronization
 import Testing
 
 @testable import StraitSupervisor
@@ -42,6 +43,13 @@ private func variant(_ image: String, count: Int, startup: Int? = nil, subnets: 
         subnetIDs: subnets,
         startupHealthCheckTimeoutSeconds: startup
     )
+}
+
+/// The routing tables a reconciler published, in order.
+private final class PublishedTables: Sendable {
+    private let state = Mutex<[RoutingTable]>([])
+    func append(_ table: RoutingTable) { state.withLock { $0.append(table) } }
+    var tables: [RoutingTable] { state.withLock { $0 } }
 }
 
 @Suite(.serialized, .timeLimit(.minutes(1)))
@@ -90,6 +98,55 @@ struct ProcessReconcilerTests {
         await reconciler.tearDown(endpoint: "e")
         for instance in instances { #expect(!instance.process.isRunning) }
         #expect(await reconciler.instances(of: "e").isEmpty)
+    }
+
+    /// An instance whose process dies leaves the snapshot at once and is replaced in its zone; the reconciler's
+    /// `run()` does the replacing.
+    @Test func aDeadInstanceIsReplacedInItsZone() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let image = try executable(directory, "serve", contractServer)
+        let published = PublishedTables()
+        let reconciler = ProcessReconciler(
+            configuration: SupervisorConfiguration(
+                dataDirectory: directory.path,
+                workerExecutable: "/nonexistent/strait",
+                zones: .loopbackDefault(region: "us-east-1"),
+                stopGrace: .seconds(2)
+            ),
+            probe: HealthProbe(group: group, timeout: .milliseconds(500)),
+            logger: Logger(label: "test"),
+            publish: { published.append($0) }
+        )
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await reconciler.run() }
+            let spec = DeploymentSpec(configName: "c", variants: [variant(image, count: 2)])
+            guard case .succeeded = await reconciler.deploy(endpoint: "e", generation: 1, spec: spec) else {
+                Issue.record("deployment failed")
+                group.cancelAll()
+                return
+            }
+            let before = await reconciler.instances(of: "e")
+            let victim = before[0]
+            kill(victim.process.pid, SIGKILL)
+            var after: [Instance] = []
+            for _ in 0..<300 {
+                after = await reconciler.instances(of: "e")
+                if after.count == 2, !after.contains(where: { $0.id == victim.id }) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(after.count == 2)
+            #expect(!after.contains { $0.id == victim.id })
+            #expect(after.contains { $0.zone == victim.zone && $0.id != victim.id })
+            // Some snapshot in between routed without the dead instance.
+            #expect(
+                published.tables.contains { table in
+                    table.endpoint(named: "e")?.variants.first?.instances.count == 1
+                }
+            )
+            await reconciler.tearDown(endpoint: "e")
+            group.cancelAll()
+        }
     }
 
     @Test func modelSubnetsChooseTheZones() async throws {
