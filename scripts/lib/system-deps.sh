@@ -1,0 +1,24 @@
+# Sourced by scripts/serve and scripts/test: installs, with apt, the system packages building Strait needs.
+as_root() {
+    if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+    if [[ $apt_updated == 0 ]]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
+ensure_build_deps() {
+    local missing=()
+    command -v pkg-config > /dev/null || missing+=(pkg-config)
+    if ! pkg-config --exists sqlite3 2> /dev/null || [[ ! -f /usr/include/sqlite3.h ]]; then
+        missing+=(libsqlite3-dev)
+    fi
+    if ((${#missing[@]})); then
+        apt_install "${missing[@]}"
+    fi
+}
