@@ -93,14 +93,17 @@ public enum Router {
         }
         let variants = endpoint.variants
         guard variants.count > 1 else { return variants.isEmpty ? nil : 0 }
-        let total = variants.reduce(0) { $0 + max($1.weight, 0) }
-        guard total > 0 else { return Int.random(in: 0..<variants.count, using: &random) }
+        // Weights relative to the largest, so that huge weights cannot add up to infinity.
+        let largest = variants.reduce(0) { max($0, $1.weight.isFinite ? $1.weight : 0) }
+        guard largest > 0 else { return Int.random(in: 0..<variants.count, using: &random) }
+        func share(_ weight: Double) -> Double { weight.isFinite && weight > 0 ? weight / largest : 0 }
+        let total = variants.reduce(0) { $0 + share($1.weight) }
         var point = Double.random(in: 0..<total, using: &random)
-        for (index, variant) in variants.enumerated() where variant.weight > 0 {
-            if point < variant.weight { return index }
-            point -= variant.weight
+        for (index, variant) in variants.enumerated() where share(variant.weight) > 0 {
+            if point < share(variant.weight) { return index }
+            point -= share(variant.weight)
         }
-        return variants.lastIndex { $0.weight > 0 }
+        return variants.lastIndex { share($0.weight) > 0 }
     }
 
     /// The instance a call goes to within a variant.

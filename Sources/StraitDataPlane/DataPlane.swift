@@ -68,6 +68,12 @@ public final class DataPlane: Sendable {
         return PrometheusText.render(merged, outstanding: outstanding)
     }
 
+    /// The zone whose runtime endpoint address (first host of its first subnet) is `address`, if any.
+    func listenerZone(of address: SocketAddress?) -> String? {
+        guard let ip = address?.ipAddress else { return nil }
+        return zones.zones.first { $0.subnets.first?.cidr.address(at: 1) == ip }?.name
+    }
+
     /// The zone whose subnets hold `address`, if any.
     func zone(of address: SocketAddress?) -> String? {
         guard let ip = address?.ipAddress else { return nil }

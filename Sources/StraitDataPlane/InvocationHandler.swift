@@ -16,7 +16,9 @@ public final class InvocationHandler: ChannelInboundHandler {
     public typealias OutboundOut = HTTPServerResponsePart
 
     private let dataPlane: DataPlane
-    private let zone: String?
+    /// The zone this listener serves; for the regional listener, set per connection when it came in on a zone's
+    /// runtime endpoint address (a wildcard listener serves those too).
+    private var zone: String?
     private let passThrough: Bool
     private let activity: ListenerActivity
     private var loop: LoopContext?
@@ -56,6 +58,7 @@ public final class InvocationHandler: ChannelInboundHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         loop = dataPlane.context(for: context.eventLoop)
+        if zone == nil { zone = dataPlane.listenerZone(of: context.channel.localAddress) }
         callerZone = zone ?? dataPlane.zone(of: context.channel.remoteAddress)
     }
 
@@ -373,11 +376,11 @@ public final class InvocationHandler: ChannelInboundHandler {
             error = modelError(status: Int(head.status.code), original: original, route: route)
         case .connectFailed, .staleConnection:
             // A failed connect rules the instance out for this call. A stale kept-alive connection does not (the
-            // instance may only have closed an idle connection): the call is tried again on a fresh one, up to
-            // three times, recorded as "~id" entries that exclude nothing.
-            let staleRetries = tried.count { $0.hasPrefix("~") }
+            // instance may only have closed an idle connection): the call is tried once more on a fresh one,
+            // recorded as a "~id" entry that excludes nothing.
+            let staleRetried = tried.contains { $0.hasPrefix("~") }
             let retry: String
-            if case .staleConnection = outcome, staleRetries < 3 {
+            if case .staleConnection = outcome, !staleRetried {
                 retry = "~" + instance.id
             } else {
                 retry = instance.id

@@ -106,8 +106,24 @@ final class UpstreamPool {
             channel.close(promise: nil)
             return
         }
+        let firstIdle = !channels.contains { $0 === channel }
         channels.append(channel)
         idle[key] = channels
+        if firstIdle, !forgetting.contains(ObjectIdentifier(channel)) {
+            // When the instance closes the connection (or goes away), drop it and, with the last one, the key.
+            forgetting.insert(ObjectIdentifier(channel))
+            let pool = NIOLoopBound(self, eventLoop: eventLoop)
+            channel.closeFuture.whenComplete { _ in pool.value.forget(channel, key: key) }
+        }
+    }
+
+    private var forgetting: Set<ObjectIdentifier> = []
+
+    private func forget(_ channel: any Channel, key: String) {
+        forgetting.remove(ObjectIdentifier(channel))
+        guard var channels = idle[key] else { return }
+        channels.removeAll { $0 === channel }
+        idle[key] = channels.isEmpty ? nil : channels
     }
 }
 
@@ -121,11 +137,13 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var timeout: Scheduled<Void>?
     private var receivedAnything = false
     private var reused = false
+    private var sent = NIODeadline.now()
     /// False once the connection must not carry another request.
     private(set) var reusable = true
 
     func start(promise: EventLoopPromise<UpstreamOutcome>, timeout: TimeAmount, channel: any Channel, reused: Bool) {
         self.reused = reused
+        self.sent = .now()
         self.promise = promise
         head = nil
         body = nil
@@ -164,14 +182,20 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         reusable = false
-        finish(reused && !receivedAnything ? .staleConnection : .broken)
+        finish(closedAsStale ? .staleConnection : .broken)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         reusable = false
-        finish(reused && !receivedAnything ? .staleConnection : .broken)
+        finish(closedAsStale ? .staleConnection : .broken)
         context.close(promise: nil)
+    }
+
+    /// A kept-alive connection the instance had already closed shows it at once: no byte back, within a few
+    /// milliseconds of the write. Later, the instance may have run the request, which must not be repeated.
+    private var closedAsStale: Bool {
+        reused && !receivedAnything && NIODeadline.now() - sent < .milliseconds(10)
     }
 
     private func finish(_ outcome: UpstreamOutcome) {

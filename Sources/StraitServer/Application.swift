@@ -28,6 +28,15 @@ public struct Application: Sendable {
     /// The regional API endpoint URL (valid after the listener is bound).
     public var endpointURL: String { apiServer.url }
 
+    /// Each zone's runtime endpoint: the first host address of its first subnet, on the regional port.
+    public var zonalURLs: [(zone: String, url: String)] {
+        configuration.zones.zones.compactMap { zone in
+            zone.subnets.first?.cidr.address(at: 1).map {
+                (zone.name, "http://\($0):\(apiServer.port ?? configuration.listenPort)")
+            }
+        }
+    }
+
     /// Binds the regional listener, then each zonal one on the same port.
     public func bind() async throws {
         try await apiServer.bind()
@@ -46,13 +55,13 @@ public struct Application: Sendable {
           Data directory: \(configuration.dataDirectory)
           Credentials:    \(credentialsPath) (profile default\(credentialsCreated ? ", created now" : ""))
           Zones:          \(configuration.zones.zones.map { "\($0.name) \($0.subnets.map { "\($0.id) \($0.cidr)" }.joined(separator: ", "))" }.joined(separator: "; "))
-          Runtime:        \(endpointURL) (regional)\(zonalServers.map { "\n                  \($0.url) (zonal, \($0.name))" }.joined())
+          Runtime:        \(endpointURL) (regional)\(zonalURLs.map { "\n                  \($0.url) (zonal, \($0.zone))" }.joined())
 
         Point boto3 and the AWS CLI at it:
           export AWS_SHARED_CREDENTIALS_FILE=\(credentialsPath)
           export AWS_DEFAULT_REGION=\(configuration.region)
           export AWS_ENDPOINT_URL_SAGEMAKER=\(endpointURL)
-          export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=\(zonalServers.first?.url ?? endpointURL)
+          export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=\(zonalURLs.first?.url ?? endpointURL)
         """
     }
 }
@@ -137,9 +146,14 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         maximumBodySize: APIResponder.maximumBodySize,
         logger: logger
     )
+    // A zone's runtime endpoint is its own listener, unless the regional listener already owns the address (a
+    // wildcard --listen, or the zone's address itself): then the regional listener serves it, telling the zone from
+    // the address a connection came in on.
+    let wildcard = ["0.0.0.0", "::", ""].contains(configuration.listenHost)
     var zonalServers: [HTTPServer] = []
     for zone in configuration.zones.zones {
-        guard let address = zone.subnets.first?.cidr.address(at: 1) else { continue }
+        guard let address = zone.subnets.first?.cidr.address(at: 1), !wildcard, address != configuration.listenHost
+        else { continue }
         zonalServers.append(
             HTTPServer(
                 name: zone.name,

@@ -70,6 +70,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         let endpoint: String
         let variant: String
         let instanceID: String
+        let zone: String
     }
 
     private let exits: AsyncStream<ExitEvent>
@@ -120,23 +121,26 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     /// An instance of a serving fleet ended: it leaves the routing snapshot at once, and a new instance in the same
     /// zone takes its place once healthy, retried with back-off (1 s doubling to 60 s) while the fleet still wants it.
     private func replace(_ event: ExitEvent) async {
-        guard var fleet = fleets[event.endpoint]?[event.variant],
-            let index = fleet.instances.firstIndex(where: { $0.id == event.instanceID })
-        else { return }  // stopped on purpose: not part of a fleet any more
-        let dead = fleet.instances.remove(at: index)
-        fleets[event.endpoint]?[event.variant] = fleet
-        usedAddresses.remove(dead.address)
-        publishRoutes()
-        logger.warning(
-            "instance ended; replacing it",
-            metadata: [
-                "endpoint": "\(event.endpoint)", "variant": "\(event.variant)", "instance": "\(dead.id)",
-                "zone": "\(dead.zone)", "exit": "\(dead.process.exitDescription ?? "unknown")",
-                "log": "\(dead.process.logTail())",
-            ]
-        )
+        guard var fleet = fleets[event.endpoint]?[event.variant] else { return }  // torn down
+        if let index = fleet.instances.firstIndex(where: { $0.id == event.instanceID }) {
+            let dead = fleet.instances.remove(at: index)
+            fleets[event.endpoint]?[event.variant] = fleet
+            usedAddresses.remove(dead.address)
+            publishRoutes()
+            logger.warning(
+                "instance ended; replacing it",
+                metadata: [
+                    "endpoint": "\(event.endpoint)", "variant": "\(event.variant)", "instance": "\(dead.id)",
+                    "zone": "\(dead.zone)", "exit": "\(dead.process.exitDescription ?? "unknown")",
+                    "log": "\(dead.process.logTail())",
+                ]
+            )
+        } else if fleet.instances.count >= fleet.spec.instanceCount {
+            return  // stopped on purpose (scale-in, update, failed deployment): nothing is missing
+        }
+        // Otherwise a deployment dropped it from the fleet while it waited: still missing, so replace it.
         let spec = fleet.spec
-        guard let zone = zonesFor(spec).first(where: { $0.zone == dead.zone }) ?? zonesFor(spec).first else { return }
+        guard let zone = zonesFor(spec).first(where: { $0.zone == event.zone }) ?? zonesFor(spec).first else { return }
         let timeout =
             spec.startupHealthCheckTimeoutSeconds.map { Duration.seconds($0) } ?? configuration.defaultStartupTimeout
         var delay = Duration.seconds(1)
@@ -251,10 +255,43 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             await stop(started)
             return .failed(reason: failure)
         }
+        // While this deployment waited, instances may have died and been replaced: keep what runs now.
+        reconcileWithLatest(&next, &retired, endpoint: endpoint)
         fleets[endpoint] = next
         publishRoutes()
         await stop(retired)
         return .succeeded(images: next.mapValues { [$0.image] })
+    }
+
+    /// Folds into a deployment's result what happened to the endpoint's fleets during its awaits: kept instances
+    /// whose process has ended are dropped (their replacements, if already added, are kept instead), and anything
+    /// running that the result neither keeps nor retires is retired, so no instance is lost track of.
+    private func reconcileWithLatest(_ next: inout [String: Fleet], _ retired: inout [Instance], endpoint: String) {
+        let latest = fleets[endpoint] ?? [:]
+        var accounted = Set(retired.map(\.id))
+        for name in Array(next.keys) {
+            guard var fleet = next[name] else { continue }
+            fleet.instances.removeAll { !$0.process.isRunning }
+            if let current = latest[name], !current.spec.needsNewInstances(for: fleet.spec) {
+                for instance in current.instances
+                where instance.process.isRunning && !fleet.instances.contains(where: { $0.id == instance.id })
+                    && !accounted.contains(instance.id)
+                {
+                    fleet.instances.append(instance)
+                }
+            }
+            while fleet.instances.count > fleet.spec.instanceCount, let extra = fleet.instances.popLast() {
+                retired.append(extra)
+            }
+            accounted.formUnion(fleet.instances.map(\.id))
+            next[name] = fleet
+        }
+        for fleet in latest.values {
+            for instance in fleet.instances where !accounted.contains(instance.id) {
+                retired.append(instance)
+                accounted.insert(instance.id)
+            }
+        }
     }
 
     /// The running instances of an endpoint.
@@ -340,7 +377,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                     "address": "\(address):\(port)", "pid": "\(process.pid)",
                 ]
             )
-            let event = ExitEvent(endpoint: endpoint, variant: variant.name, instanceID: id)
+            let event = ExitEvent(endpoint: endpoint, variant: variant.name, instanceID: id, zone: zone)
             process.onExit { [exitContinuation] in exitContinuation.yield(event) }
             return Instance(id: id, variant: variant.name, zone: zone, address: address, port: port, process: process)
         } catch {

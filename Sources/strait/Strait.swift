@@ -58,7 +58,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8400; got '\(listen)'.")
         }
         guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
-        guard invocationTimeout >= 1 else { throw ValidationError("--invocation-timeout must be at least 1 second.") }
+        guard (1...3600).contains(invocationTimeout) else {
+            throw ValidationError("--invocation-timeout must be between 1 and 3600 seconds.")
+        }
         var logger = Logger(label: "strait")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         var zones: ZoneLayout?

@@ -36,6 +36,24 @@ private func variant(
         #expect(abs(share - 0.75) < 0.02)
     }
 
+    /// Weights whose sum overflows a Double must not trap (Double.random over an infinite range would).
+    @Test func hugeWeightsStillRoute() {
+        let endpoint = EndpointRoute(
+            name: "e",
+            variants: [variant("a", weight: 1e308, []), variant("b", weight: 1e308, [])]
+        )
+        var random = RoutingRandom(seed: 9)
+        var counts = [0, 0]
+        for _ in 0..<1_000 {
+            guard let index = Router.chooseVariant(endpoint, target: nil, random: &random) else {
+                Issue.record("no variant chosen")
+                return
+            }
+            counts[index] += 1
+        }
+        #expect(counts[0] > 400 && counts[1] > 400)
+    }
+
     @Test func allZeroWeightsStillRoute() {
         let endpoint = EndpointRoute(name: "e", variants: [variant("a", weight: 0, []), variant("b", weight: 0, [])])
         var random = RoutingRandom(seed: 1)
