@@ -56,7 +56,10 @@ private final class PublishedTables: Sendable {
 struct ProcessReconcilerTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    private func reconciler(_ directory: TemporaryDirectory) -> ProcessReconciler {
+    private func reconciler(
+        _ directory: TemporaryDirectory,
+        publish: @escaping @Sendable (RoutingTable) -> Void = { _ in }
+    ) -> ProcessReconciler {
         ProcessReconciler(
             configuration: SupervisorConfiguration(
                 dataDirectory: directory.path,
@@ -65,7 +68,8 @@ struct ProcessReconcilerTests {
                 stopGrace: .seconds(2)
             ),
             probe: HealthProbe(group: group, timeout: .milliseconds(500)),
-            logger: Logger(label: "test")
+            logger: Logger(label: "test"),
+            publish: publish
         )
     }
 
@@ -107,17 +111,7 @@ struct ProcessReconcilerTests {
         defer { directory.remove() }
         let image = try executable(directory, "serve", contractServer)
         let published = PublishedTables()
-        let reconciler = ProcessReconciler(
-            configuration: SupervisorConfiguration(
-                dataDirectory: directory.path,
-                workerExecutable: "/nonexistent/strait",
-                zones: .loopbackDefault(region: "us-east-1"),
-                stopGrace: .seconds(2)
-            ),
-            probe: HealthProbe(group: group, timeout: .milliseconds(500)),
-            logger: Logger(label: "test"),
-            publish: { published.append($0) }
-        )
+        let reconciler = reconciler(directory, publish: { published.append($0) })
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await reconciler.run() }
             let spec = DeploymentSpec(configName: "c", variants: [variant(image, count: 2)])
