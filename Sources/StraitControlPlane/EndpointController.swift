@@ -1,9 +1,8 @@
+import Foundation
 public import Logging
 public import ServiceLifecycle
 public import StraitCore
 public import StraitStore
-
-import struct Foundation.Date
 
 /// Carries out what the endpoint lifecycle decides: runs deployments and teardowns on the reconciler, then feeds
 /// their outcome back into the lifecycle and the store.

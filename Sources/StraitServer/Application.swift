@@ -71,7 +71,7 @@ public struct Application: Sendable {
 /// Creates the data directory, opens (or creates) the store and the credentials file, and wires the control plane,
 /// the endpoint controller and the process backend. Nothing listens until ``HTTPServer/bind()``.
 public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) throws -> Application {
-    do { try configuration.validate() } catch { throw error }
+    try configuration.validate()
     let fileManager = FileManager.default
     do {
         try fileManager.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)

@@ -219,20 +219,10 @@ final class BufferingHandler: ChannelInboundHandler {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.makeFutureWithTask {
                 await responder.respond(to: request)
-            }.whenComplete { result in
+            }.whenSuccess { response in  // the responder answers every request, errors included: it cannot fail
                 let (handler, context) = loopBound.value
                 activity.requestFinished()
-                switch result {
-                case .success(let response):
-                    handler.write(response, for: head, context: context, close: !accepting)
-                case .failure:
-                    handler.write(
-                        BufferedResponse(status: .internalServerError),
-                        for: head,
-                        context: context,
-                        close: true
-                    )
-                }
+                handler.write(response, for: head, context: context, close: !accepting)
             }
         }
     }

@@ -126,20 +126,21 @@ final class InstanceProcess: Sendable {
     /// Runs `action` (on the reaping thread) once the process has ended; at once if it has.
     func onExit(_ action: @escaping @Sendable () -> Void) { exit.onExit(action) }
 
-    /// Returns when the process has ended (or at once if it has).
-    func waitForExit() async { await exit.wait() }
-
     /// Waits for the process to end for at most `limit`; true if it has ended. Not cut short by cancellation, so a
     /// stop during shutdown still gives the instance its grace period without spinning.
     func waitForExit(atMost limit: Duration) async -> Bool {
         await withCheckedContinuation { continuation in
             let once = ResumeOnce(continuation)
-            // Detached: a cancelled caller must still wait out the bound, not spin.
-            Task.detached {
+            // Detached: a cancelled caller must still wait out the bound, not spin. Cancelled once the process ends,
+            // so no timer outlives the wait.
+            let timer = Task.detached {
                 try? await Task.sleep(for: limit)
                 once.resume(false)
             }
-            exit.onExit { once.resume(true) }
+            exit.onExit {
+                once.resume(true)
+                timer.cancel()
+            }
         }
     }
 
@@ -212,12 +213,6 @@ private final class ExitState: Sendable {
             return false
         }
         if done { action() }
-    }
-
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            onExit { continuation.resume() }
-        }
     }
 }
 

@@ -271,6 +271,17 @@ struct ProcessReconcilerTests {
     }
 }
 
+/// Starts `image serve` as instance i-1 with a minimal PATH.
+private func startProcess(_ image: String, logPath: String) throws -> InstanceProcess {
+    try InstanceProcess(
+        id: "i-1",
+        executable: image,
+        arguments: [],
+        environment: ["PATH": "/usr/bin:/bin"],
+        logPath: logPath
+    )
+}
+
 @Suite(.timeLimit(.minutes(1)))
 struct InstanceProcessTests {
     /// A `serve` that is a shell script starting the real server without `exec` (the usual nginx + gunicorn shape):
@@ -279,13 +290,7 @@ struct InstanceProcessTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let image = try executable(directory, "serve", "#!/bin/sh\nsleep 30 &\necho started $!\nwait\n")
-        let process = try InstanceProcess(
-            id: "i-1",
-            executable: image,
-            arguments: [],
-            environment: ["PATH": "/usr/bin:/bin"],
-            logPath: directory.path("i-1.log")
-        )
+        let process = try startProcess(image, logPath: directory.path("i-1.log"))
         var child: Int32?
         for _ in 0..<100 where child == nil {
             child = process.logTail().split(separator: " ").last.flatMap { Int32($0) }
@@ -312,13 +317,7 @@ struct InstanceProcessTests {
             "serve",
             "#!/bin/sh\ntrap 'echo got TERM; exit 0' TERM\necho ready\nwhile true; do sleep 0.05; done\n"
         )
-        let process = try InstanceProcess(
-            id: "i-1",
-            executable: image,
-            arguments: [],
-            environment: ["PATH": "/usr/bin:/bin"],
-            logPath: directory.path("i-1.log")
-        )
+        let process = try startProcess(image, logPath: directory.path("i-1.log"))
         for _ in 0..<100 where !process.logTail().contains("ready") { try await Task.sleep(for: .milliseconds(20)) }
         let clock = ContinuousClock()
         let started = clock.now
@@ -338,13 +337,7 @@ struct InstanceProcessTests {
         try FileManager.default.createDirectory(atPath: instances, withIntermediateDirectories: true)
         let image = try executable(directory, "serve", "#!/bin/sh\nexec sleep 30\n")
         // An instance whose server is gone: its pid file stays behind, as after a crash.
-        let orphan = try InstanceProcess(
-            id: "i-1",
-            executable: image,
-            arguments: [],
-            environment: ["PATH": "/usr/bin:/bin"],
-            logPath: instances + "/i-1.log"
-        )
+        let orphan = try startProcess(image, logPath: instances + "/i-1.log")
         // A pid file whose pid now belongs to another process (this test) must not be touched.
         OrphanReaper.writePidFile(path: instances + "/i-2.pid", pid: getpid(), startTime: "1")
         let stopped = OrphanReaper.reap(dataDirectory: directory.path)

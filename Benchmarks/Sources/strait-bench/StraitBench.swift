@@ -136,9 +136,6 @@ struct StraitBench: AsyncParsableCommand {
                     total: requests,
                     concurrency: level
                 )
-                direct += d.latencies
-                directSeconds += d.seconds
-                failed.direct += d.failures
                 let z = try await runLoad(
                     group: group,
                     host: zone.host,
@@ -148,6 +145,9 @@ struct StraitBench: AsyncParsableCommand {
                     total: requests,
                     concurrency: level
                 )
+                direct += d.latencies
+                directSeconds += d.seconds
+                failed.direct += d.failures
                 zonal += z.latencies
                 zonalSeconds += z.seconds
                 failed.zonal += z.failures
