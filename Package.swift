@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "strait", targets: ["strait"]),
         // For the Benchmarks package (request signing).
         .library(name: "StraitAuth", targets: ["StraitAuth"]),
+        // For the Benchmarks package (XGBoost prediction against XGBoost's C API).
+        .library(name: "StraitXGBoost", targets: ["StraitXGBoost"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -53,9 +55,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // XGBoost models: loading (JSON, UBJSON), prediction, SageMaker XGBoost payloads. No NIO.
+        .target(name: "StraitXGBoost", dependencies: ["StraitCore"]),
         .target(
             name: "StraitRuntimes",
             dependencies: [
+                "StraitXGBoost",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -89,6 +94,7 @@ let package = Package(
         .testTarget(name: "StraitCoreTests", dependencies: ["StraitCore", "StraitTestSupport"]),
         .testTarget(name: "StraitStoreTests", dependencies: ["StraitStore", "StraitTestSupport"]),
         .testTarget(name: "StraitAuthTests", dependencies: ["StraitAuth", "StraitCore", "StraitTestSupport"]),
+        .testTarget(name: "StraitXGBoostTests", dependencies: ["StraitXGBoost", "StraitCore"]),
         .testTarget(name: "StraitServerTests", dependencies: ["StraitServer", "StraitCore"]),
         .testTarget(
             name: "StraitDataPlaneTests",

@@ -114,6 +114,13 @@ final class WorkerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, "/ping"):
             let status: HTTPResponseStatus = runtime.isReady ? .ok : .serviceUnavailable
             write(context: context, head: head, status: status, contentType: nil, body: nil)
+        case (.GET, "/execution-parameters"):
+            // What batch transform asks a container: one request at a time per CPU, records in batches, 6 MB.
+            var body = context.channel.allocator.buffer(capacity: 96)
+            body.writeString(
+                "{\"MaxConcurrentTransforms\": \(System.coreCount), \"BatchStrategy\": \"MULTI_RECORD\", \"MaxPayloadInMB\": 6}"
+            )
+            write(context: context, head: head, status: .ok, contentType: "application/json", body: body)
         case (.POST, "/invocations"):
             if tooLarge {
                 var message = context.channel.allocator.buffer(capacity: 64)

@@ -10,7 +10,8 @@ public struct ResolvedImage: Sendable, Equatable {
 
 /// Turns a model's `Image` into something the process backend can run.
 ///
-/// - `strait/echo[:tag]`: the built-in echo runtime, served by `strait worker`.
+/// - `strait/echo[:tag]`, `strait/xgboost[:tag]` and SageMaker XGBoost image URIs: built-in runtimes, served by
+///   `strait worker`.
 /// - an absolute path or `file://` URL: an executable, or a directory holding an executable `serve`.
 public struct ImageResolver: Sendable {
     /// The `strait` binary that serves built-in runtimes as `strait worker`.
@@ -24,12 +25,12 @@ public struct ImageResolver: Sendable {
 
     public func resolve(_ image: String) -> Result<ResolvedImage, Failure> {
         let (name, _) = Self.splitTag(image)
-        if name == "strait/echo" {
+        if let runtime = Self.builtInRuntime(name) {
             return .success(
                 ResolvedImage(
                     executable: workerExecutable,
-                    arguments: ["worker", "--runtime", "echo"],
-                    description: "strait/echo"
+                    arguments: ["worker", "--runtime", runtime],
+                    description: image
                 )
             )
         }
@@ -43,7 +44,7 @@ public struct ImageResolver: Sendable {
             return .failure(
                 Failure(
                     reason:
-                        "Requested image \(image) not found. The process backend runs the built-in image strait/echo and local executables given as an absolute path or file:// URL."
+                        "Requested image \(image) not found. The process backend runs the built-in images strait/echo and strait/xgboost, SageMaker XGBoost image URIs, and local executables given as an absolute path or file:// URL."
                 )
             )
         }
@@ -58,6 +59,19 @@ public struct ImageResolver: Sendable {
             )
         }
         return .success(ResolvedImage(executable: executable, arguments: [], description: "file://" + executable))
+    }
+
+    /// The built-in runtime an image name stands for: `strait/echo`, `strait/xgboost`, and any SageMaker XGBoost
+    /// image (`<registry>/sagemaker-xgboost:<tag>`, e.g. `683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1`).
+    static func builtInRuntime(_ name: String) -> String? {
+        switch name {
+        case "strait/echo": return "echo"
+        case "strait/xgboost": return "xgboost"
+        default:
+            let repository = name.split(separator: "/").last.map(String.init) ?? name
+            return repository == "sagemaker-xgboost" || repository == "xgboost" && name.contains(".amazonaws.com/")
+                ? "xgboost" : nil
+        }
     }
 
     /// Splits `name:tag` (a colon after the last slash) into its parts.

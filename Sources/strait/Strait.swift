@@ -110,7 +110,7 @@ struct Worker: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The runtime: echo.")
+    @Option(help: "The runtime: echo or xgboost.")
     var runtime: String = "echo"
 
     @Argument(help: "The container command: serve.")
@@ -127,7 +127,17 @@ struct Worker: AsyncParsableCommand {
         let modelRuntime: any ModelRuntime
         switch runtime {
         case EchoRuntime.name: modelRuntime = EchoRuntime()
-        default: throw ValidationError("Unknown runtime '\(runtime)'. Available: \(EchoRuntime.name).")
+        case XGBoostRuntime.name:
+            let modelDirectory = environment["SM_MODEL_DIR"] ?? "/opt/ml/model"
+            do { modelRuntime = try XGBoostRuntime(modelDirectory: modelDirectory, environment: environment) } catch {
+                // The container exits when its model does not load; the message ends up in the instance log.
+                FileHandle.standardError.write(Data("Unable to load model: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        default:
+            throw ValidationError(
+                "Unknown runtime '\(runtime)'. Available: \(EchoRuntime.name), \(XGBoostRuntime.name)."
+            )
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try await WorkerServer(host: host, port: port, runtime: modelRuntime).start(group: group)

@@ -246,7 +246,19 @@ struct ProcessReconcilerTests {
         #expect(resolved.arguments == ["worker", "--runtime", "echo"])
     }
 
-    @Test(arguments: ["no-such-registry.example/none:latest", "relative/path", "", "file://"])
+    @Test(arguments: [
+        "strait/xgboost", "strait/xgboost:3.2", "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+        "246618743249.dkr.ecr.us-west-2.amazonaws.com/sagemaker-xgboost:1.5-1",
+        "811284229777.dkr.ecr.us-east-1.amazonaws.com/xgboost:1",
+    ])
+    func builtInXGBoost(_ image: String) throws {
+        let resolved = try resolver.resolve(image).get()
+        #expect(resolved.executable == "/opt/strait")
+        #expect(resolved.arguments == ["worker", "--runtime", "xgboost"])
+        #expect(resolved.description == image)
+    }
+
+    @Test(arguments: ["no-such-registry.example/none:latest", "example.com/xgboost:1", "relative/path", "", "file://"])
     func unknownImagesFail(_ image: String) {
         guard case .failure(let failure) = resolver.resolve(image) else {
             Issue.record("\(image) resolved")
