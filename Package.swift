@@ -21,6 +21,8 @@ let package = Package(
     targets: [
         // The system SQLite (libsqlite3-dev); StraitStore wraps the few calls it needs.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // zlib (zlib1g-dev), to unpack model.tar.gz archives.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "StraitCore"),
         .target(name: "StraitStore", dependencies: ["StraitCore", "CSQLite"]),
         .target(
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "StraitSupervisor",
             dependencies: [
-                "StraitCore", "StraitStore",
+                "StraitCore", "StraitStore", "StraitAuth", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -16,6 +16,9 @@ OPERATIONS = """CreateModel DescribeModel ListModels DeleteModel CreateEndpointC
 ListEndpointConfigs DeleteEndpointConfig CreateEndpoint DescribeEndpoint ListEndpoints UpdateEndpoint
 UpdateEndpointWeightsAndCapacities DeleteEndpoint AddTags ListTags DeleteTags""".split()
 KEEP = {"type", "required", "min", "max", "pattern", "enum", "member", "key", "value", "members"}
+# Where Strait deliberately accepts more than SageMaker: model data also from local files and plain HTTP
+# (self-hosted models need not live in S3).
+PATTERN_OVERRIDES = {"Url": "(https?|s3|file)://([^/]*)/?(.*)"}
 
 
 def main() -> None:
@@ -29,6 +32,8 @@ def main() -> None:
         if name in seen:
             return
         shape = {k: v for k, v in shapes[name].items() if k in KEEP}
+        if name in PATTERN_OVERRIDES:
+            shape["pattern"] = PATTERN_OVERRIDES[name]
         seen[name] = shape
         for key in ("member", "key", "value"):
             if key in shape:

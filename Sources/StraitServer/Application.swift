@@ -121,7 +121,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             dataDirectory: configuration.dataDirectory,
             workerExecutable: configuration.workerExecutable,
             zones: configuration.zones,
-            stopGrace: configuration.instanceStopGrace
+            stopGrace: configuration.instanceStopGrace,
+            modelData: .fromEnvironment(
+                ProcessInfo.processInfo.environment,
+                region: configuration.region,
+                endpointURL: configuration.s3EndpointURL,
+                maximumBytes: configuration.maxModelDataBytes
+            )
         ),
         probe: HealthProbe(group: group),
         clock: clock,

@@ -24,6 +24,10 @@ public struct ServerConfiguration: Sendable {
     public var maxInstancesPerType: Int
     /// How long an instance has to answer an invocation: 60 s, as SageMaker.
     public var invocationTimeout: Duration
+    /// The S3 API endpoint for `s3://` model data (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS's own).
+    public var s3EndpointURL: String?
+    /// The largest model data accepted, compressed or unpacked.
+    public var maxModelDataBytes: Int64
 
     public init(
         dataDirectory: String = ServerConfiguration.defaultDataDirectory(),
@@ -35,8 +39,12 @@ public struct ServerConfiguration: Sendable {
         instanceStopGrace: Duration = .seconds(30),
         workerExecutable: String = ServerConfiguration.currentExecutable(),
         maxInstancesPerType: Int = 20,
-        invocationTimeout: Duration = .seconds(60)
+        invocationTimeout: Duration = .seconds(60),
+        s3EndpointURL: String? = nil,
+        maxModelDataBytes: Int64 = 10 << 30
     ) {
+        self.s3EndpointURL = s3EndpointURL
+        self.maxModelDataBytes = maxModelDataBytes
         self.invocationTimeout = invocationTimeout
         self.maxInstancesPerType = maxInstancesPerType
         self.dataDirectory = dataDirectory

@@ -20,6 +20,8 @@ public struct SupervisorConfiguration: Sendable {
     /// (ContainerStartupHealthCheckTimeoutInSeconds).
     public var defaultStartupTimeout: Duration
     public var pingInterval: Duration
+    /// Where model data is fetched from and how much is allowed.
+    public var modelData: ModelDataConfiguration
 
     public init(
         dataDirectory: String,
@@ -27,7 +29,8 @@ public struct SupervisorConfiguration: Sendable {
         zones: ZoneLayout,
         stopGrace: Duration = .seconds(30),
         defaultStartupTimeout: Duration = .seconds(600),
-        pingInterval: Duration = .milliseconds(100)
+        pingInterval: Duration = .milliseconds(100),
+        modelData: ModelDataConfiguration = ModelDataConfiguration()
     ) {
         self.dataDirectory = dataDirectory
         self.workerExecutable = workerExecutable
@@ -35,6 +38,7 @@ public struct SupervisorConfiguration: Sendable {
         self.stopGrace = stopGrace
         self.defaultStartupTimeout = defaultStartupTimeout
         self.pingInterval = pingInterval
+        self.modelData = modelData
     }
 }
 
@@ -62,6 +66,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         var spec: VariantSpec
         var image: DeployedImage
         var resolved: ResolvedImage
+        /// The shared model directory (SM_MODEL_DIR), when the model has model data.
+        var modelDirectory: String?
         var instances: [Instance]
     }
 
@@ -78,6 +84,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
 
     private let configuration: SupervisorConfiguration
     private let resolver: ImageResolver
+    private let modelData: ModelDataStore
     private let probe: HealthProbe
     private let logger: Logger
     private let clock: any WallClock
@@ -97,6 +104,10 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         (exits, exitContinuation) = AsyncStream.makeStream(of: ExitEvent.self)
         self.configuration = configuration
         self.resolver = ImageResolver(workerExecutable: configuration.workerExecutable)
+        self.modelData = ModelDataStore(
+            dataDirectory: configuration.dataDirectory,
+            configuration: configuration.modelData
+        )
         self.probe = probe
         self.clock = clock
         self.logger = logger
@@ -153,6 +164,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 endpoint: event.endpoint,
                 variant: current.spec,
                 image: current.resolved,
+                modelDirectory: current.modelDirectory,
                 zone: zone.zone,
                 subnet: zone.subnet
             ) {
@@ -186,7 +198,6 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     }
 
     public func deploy(endpoint: String, generation: Int, spec: DeploymentSpec) async -> DeploymentOutcome {
-        let current = fleets[endpoint] ?? [:]
         var resolved: [String: (ResolvedImage, DeployedImage)] = [:]
         for variant in spec.variants {
             switch resolver.resolve(variant.image) {
@@ -203,6 +214,17 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 return .failed(reason: "Production variant \(variant.name): \(failure.reason)")
             }
         }
+        // Model data: one fetch per model, shared by its instances (and by later deployments of the same data).
+        var modelDirectories: [String: String] = [:]
+        for variant in spec.variants {
+            guard let url = variant.modelDataURL, !url.isEmpty else { continue }
+            do {
+                modelDirectories[variant.name] = try await modelData.directory(for: url)
+            } catch {
+                return .failed(reason: "Production variant \(variant.name): \(error.reason)")
+            }
+        }
+        let current = fleets[endpoint] ?? [:]
 
         var started: [Instance] = []
         var next: [String: Fleet] = [:]
@@ -227,6 +249,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                         endpoint: endpoint,
                         variant: variant,
                         image: image,
+                        modelDirectory: modelDirectories[variant.name],
                         zone: zones[zoneIndex].zone,
                         subnet: zones[zoneIndex].subnet
                     )
@@ -237,7 +260,13 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                     return .failed(reason: "Production variant \(variant.name): \(error.reason)")
                 }
             }
-            next[variant.name] = Fleet(spec: variant, image: keptImage, resolved: image, instances: fleetInstances)
+            next[variant.name] = Fleet(
+                spec: variant,
+                image: keptImage,
+                resolved: image,
+                modelDirectory: modelDirectories[variant.name],
+                instances: fleetInstances
+            )
         }
         for (name, fleet) in current where next[name] == nil { retired += fleet.instances }
 
@@ -343,6 +372,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         endpoint: String,
         variant: VariantSpec,
         image: ResolvedImage,
+        modelDirectory sharedModelDirectory: String?,
         zone: String,
         subnet: Subnet
     ) throws(InstanceStartFailure) -> Instance {
@@ -355,7 +385,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         }
         let id = "i-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let base = (configuration.dataDirectory as NSString).appendingPathComponent("instances/\(endpoint)")
-        let modelDirectory = (base as NSString).appendingPathComponent("\(id)/model")
+        let modelDirectory =
+            sharedModelDirectory ?? (base as NSString).appendingPathComponent("\(id)/model")
         try? FileManager.default.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
         var environment = variant.environment
         environment["SAGEMAKER_BIND_TO_PORT"] = String(port)

@@ -50,6 +50,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds an instance has to answer an invocation (SageMaker: 60).")
     var invocationTimeout: Int = 60
 
+    @Option(
+        help:
+            "The S3 API endpoint for s3:// model data, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS). Requests are signed with $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY when set."
+    )
+    var s3EndpointUrl: String?
+
+    @Option(help: "The largest model data, in MiB, compressed or unpacked.")
+    var maxModelDataMib: Int = 10 * 1024
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -57,6 +66,7 @@ struct Serve: AsyncParsableCommand {
         guard let (host, port) = parseListenAddress(listen) else {
             throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8400; got '\(listen)'.")
         }
+        guard maxModelDataMib > 0 else { throw ValidationError("--max-model-data-mib must be 1 or more.") }
         guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
         guard (1...3600).contains(invocationTimeout) else {
             throw ValidationError("--invocation-timeout must be between 1 and 3600 seconds.")
@@ -78,7 +88,9 @@ struct Serve: AsyncParsableCommand {
             zones: zones,
             instanceStopGrace: .seconds(instanceStopGrace),
             maxInstancesPerType: maxInstancesPerType,
-            invocationTimeout: .seconds(invocationTimeout)
+            invocationTimeout: .seconds(invocationTimeout),
+            s3EndpointURL: s3EndpointUrl,
+            maxModelDataBytes: Int64(maxModelDataMib) << 20
         )
         let application: Application
         do { application = try buildApplication(configuration, logger: logger) } catch {

@@ -18,6 +18,9 @@ ensure_build_deps() {
     if ! pkg-config --exists sqlite3 2> /dev/null || [[ ! -f /usr/include/sqlite3.h ]]; then
         missing+=(libsqlite3-dev)
     fi
+    if [[ ! -f /usr/include/zlib.h ]]; then
+        missing+=(zlib1g-dev)
+    fi
     if ((${#missing[@]})); then
         apt_install "${missing[@]}"
     fi

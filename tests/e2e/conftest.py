@@ -445,12 +445,18 @@ class Resources:
 
     # -- create ----------------------------------------------------------------
 
-    def model(self, name=None, image=ECHO_IMAGE, tags=None, zones=None):
-        """zones: e.g. ['us-east-1a', 'us-east-1b'] -> VpcConfig with those subnets."""
+    def model(self, name=None, image=ECHO_IMAGE, tags=None, zones=None, model_data=None, environment=None):
+        """zones: e.g. ['us-east-1a', 'us-east-1b'] -> VpcConfig with those subnets;
+        model_data: the ModelDataUrl; environment: the container's Environment."""
         name = name or make_unique_name("model")
+        container = {"Image": image}
+        if model_data:
+            container["ModelDataUrl"] = model_data
+        if environment:
+            container["Environment"] = environment
         kwargs = {
             "ModelName": name,
-            "PrimaryContainer": {"Image": image},
+            "PrimaryContainer": container,
             "ExecutionRoleArn": ROLE_ARN,
         }
         if zones:

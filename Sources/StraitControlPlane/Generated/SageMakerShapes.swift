@@ -235,7 +235,7 @@ let sageMakerInputShapesJSON = #"""
     "required":["EndpointName","EndpointConfigName"],"type":"structure"},
     "UpdateEndpointWeightsAndCapacitiesInput":{"members":{"DesiredWeightsAndCapacities":"DesiredWeightAndCapacityList","EndpointName":"EndpointName"},
     "required":["EndpointName","DesiredWeightsAndCapacities"],"type":"structure"},
-    "Url":{"max":1024,"min":0,"pattern":"(https|s3)://([^/]+)/?(.*)","type":"string"},
+    "Url":{"max":1024,"min":0,"pattern":"(https?|s3|file)://([^/]*)/?(.*)","type":"string"},
     "VariantInstanceProvisionTimeoutInSeconds":{"max":3600,"min":300,"type":"integer"},
     "VariantName":{"max":63,"min":0,"pattern":"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}","type":"string"},
     "VariantProperty":{"members":{"VariantPropertyType":"VariantPropertyType"},

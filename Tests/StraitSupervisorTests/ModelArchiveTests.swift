@@ -1,0 +1,129 @@
+import Foundation
+import StraitTestSupport
+import Testing
+
+@testable import StraitSupervisor
+
+/// One tar header block (ustar) with a correct checksum.
+private func header(_ name: String, type: Character = "0", size: Int = 0, link: String = "") -> [UInt8] {
+    var block = [UInt8](repeating: 0, count: 512)
+    func put(_ text: String, at offset: Int) {
+        for (index, byte) in text.utf8.enumerated() { block[offset + index] = byte }
+    }
+    put(name, at: 0)
+    put("0000644", at: 100)
+    put(String(format: "%011o", size), at: 124)
+    put("00000000000", at: 136)
+    block[156] = UInt8(ascii: type.unicodeScalars.first!)
+    put(link, at: 157)
+    put("ustar", at: 257)
+    put("00", at: 263)
+    put("        ", at: 148)
+    let sum = block.reduce(0) { $0 + Int($1) }
+    put(String(format: "%06o", sum) + "\0 ", at: 148)
+    return block
+}
+
+private func entry(_ name: String, _ data: [UInt8] = [], type: Character = "0", link: String = "") -> [UInt8] {
+    var bytes = header(name, type: type, size: data.count, link: link) + data
+    bytes += [UInt8](repeating: 0, count: (512 - data.count % 512) % 512)
+    return bytes
+}
+
+private let end = [UInt8](repeating: 0, count: 1024)
+
+/// Writes `tar` gzip-compressed (by the system's gzip) and extracts it into a fresh directory.
+private func extract(
+    _ tar: [UInt8],
+    limit: Int64 = 1 << 20,
+    compress: Bool = true
+) throws -> (String, TemporaryDirectory) {
+    let directory = try TemporaryDirectory()
+    let plain = directory.path("archive.tar")
+    FileManager.default.createFile(atPath: plain, contents: Data(tar))
+    var archive = plain
+    if compress {
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = ["-n", plain]
+        try gzip.run()
+        gzip.waitUntilExit()
+        archive = plain + ".gz"
+    }
+    let target = directory.path("model")
+    try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false)
+    try ModelArchive(maximumBytes: limit).extract(archive: archive, into: target)
+    return (target, directory)
+}
+
+private func failure(_ tar: [UInt8], limit: Int64 = 1 << 20, compress: Bool = true) -> String? {
+    do {
+        let (_, directory) = try extract(tar, limit: limit, compress: compress)
+        directory.remove()
+        return nil
+    } catch let error as ModelArchive.Failure {
+        return error.message
+    } catch {
+        return "\(error)"
+    }
+}
+
+@Suite struct ModelArchiveTests {
+    @Test func extractsFilesDirectoriesLongNamesPaxAndInnerLinks() throws {
+        let longName = String(repeating: "n", count: 150)
+        let pax = "31 path=pax/renamed-by-pax.bin\n"
+        var tar =
+            entry("./", type: "5") + entry("code/", type: "5") + entry("code/inference.py", Array("print(1)".utf8))
+        tar += entry("././@LongLink", Array((longName + "\0").utf8), type: "L") + entry("short", Array("long".utf8))
+        tar += entry("PaxHeader", Array(pax.utf8), type: "x") + entry("ignored-name", [1, 2, 3])
+        tar += entry("xgboost-model", Array("{}".utf8)) + entry("alias", type: "2", link: "xgboost-model")
+        tar += entry("code/hard", type: "1", link: "xgboost-model") + end
+        let (root, directory) = try extract(tar)
+        defer { directory.remove() }
+        func read(_ path: String) -> String? {
+            FileManager.default.contents(atPath: root + "/" + path).map { String(decoding: $0, as: UTF8.self) }
+        }
+        #expect(read("code/inference.py") == "print(1)")
+        #expect(read(longName) == "long")
+        #expect(read("pax/renamed-by-pax.bin") == "\u{1}\u{2}\u{3}")
+        #expect(read("alias") == "{}")
+        #expect(read("code/hard") == "{}")
+        #expect(!FileManager.default.fileExists(atPath: root + "/ignored-name"))
+    }
+
+    @Test(arguments: [
+        (entry("../up", [1]), "(..)"),
+        (entry("/abs", [1]), "absolute path"),
+        (entry("a/../../up", [1]), "(..)"),
+        (entry("out", type: "2", link: "../x"), "leaves the model directory"),
+        (entry("out", type: "2", link: "/etc/passwd"), "leaves the model directory"),
+        (entry("d", type: "2", link: "sub") + entry("d/file", [1]), "through a link"),
+        (entry("h", type: "1", link: "../x"), "(..)"),
+        (entry("dev", type: "3"), "special file"),
+        (entry("big", [UInt8](repeating: 7, count: 3000)), "exceeds the model data limit"),
+        (entry("x", Array("bad pax".utf8), type: "x"), "malformed pax"),
+    ])
+    func refusesWhatCouldEscapeOrOverflow(_ tar: [UInt8], _ message: String) {
+        let reason = failure(tar + end, limit: 2048)
+        #expect(reason?.contains(message) == true, "\(reason ?? "extracted")")
+    }
+
+    @Test func badBytesAreErrors() {
+        var corrupt = entry("file", [1, 2, 3])
+        corrupt[0] ^= 0xFF  // checksum no longer matches
+        #expect(failure(corrupt + end)?.contains("bad header checksum") == true)
+        #expect(failure(Array("hello, not a tar archive at all".utf8))?.contains("truncated") == true)
+        #expect(
+            failure(Array(entry("file", [UInt8](repeating: 1, count: 2000)).prefix(900)))?.contains("truncated") == true
+        )
+        var hugeSize = header("file", size: 0)
+        hugeSize.replaceSubrange(124..<136, with: Array("77777777777\0".utf8))
+        let sum = hugeSize.enumerated().reduce(0) { $0 + Int((148..<156).contains($1.offset) ? 0x20 : $1.element) }
+        hugeSize.replaceSubrange(148..<156, with: Array((String(format: "%06o", sum) + "\0 ").utf8))
+        #expect(failure(hugeSize + end)?.contains("exceeds") == true)
+        // Not gzip at all, but named like it: zlib refuses it.
+        #expect(
+            failure([0x1F, 0x8B] + [UInt8](repeating: 0x41, count: 100), compress: false)?.contains("gzip") == true
+        )
+    }
+}

@@ -1,0 +1,150 @@
+"""Model data and the built-in XGBoost runtime through `strait serve`, the way a
+SageMaker user deploys an XGBoost model: a model.tar.gz holding `xgboost-model`,
+CreateModel with a SageMaker XGBoost image URI and ModelDataUrl, an endpoint of
+two instances over two zones, then boto3 `invoke_endpoint(ContentType='text/csv')`.
+"""
+
+import functools
+import http.server
+import io
+import json
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import ZONES, variant
+from xgboost_models import features, train_all
+
+SAGEMAKER_XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+
+
+@pytest.fixture(scope="module")
+def logistic():
+    return next(m for m in train_all() if m.name == "binary-logistic")
+
+
+def model_tarball(path, booster, extra=None):
+    """model.tar.gz with `xgboost-model` (JSON), as SageMaker training writes it."""
+    raw = booster.save_raw("json")
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(raw)
+        archive.addfile(info, io.BytesIO(bytes(raw)))
+        for entry, data in (extra or []):
+            archive.addfile(entry, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def csv_rows(rows):
+    return "\n".join(",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in rows)
+
+
+def deploy(resources, model_data, image="strait/xgboost", count=2, wait=True, environment=None):
+    model = resources.model(image=image, model_data=model_data, zones=["us-east-1a", "us-east-1b"],
+                            environment=environment)
+    config = resources.endpoint_config(variants=[variant(model, count=count)])
+    return resources.endpoint(config, wait=wait)
+
+
+def test_xgboost_endpoint_from_model_tarball(strait, resources, logistic, tmp_path):
+    tarball = model_tarball(tmp_path / "model.tar.gz", logistic.booster)
+    endpoint = deploy(resources, f"file://{tarball}", image=SAGEMAKER_XGBOOST_IMAGE)
+    described = resources.sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointStatus"] == "InService"
+    assert described["ProductionVariants"][0]["DeployedImages"][0]["ResolvedImage"] == SAGEMAKER_XGBOOST_IMAGE
+
+    rows = features(np.random.default_rng(11), rows=25)
+    expected = logistic.predict(rows)
+    urls = strait.runtime_endpoints()
+    for url in (urls["regional"], urls["us-east-1a"], urls["us-east-1b"]):
+        runtime = strait.runtime(url)
+        response = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=csv_rows(rows))
+        assert response["ContentType"] == "text/csv; charset=utf-8"
+        got = [float(line) for line in response["Body"].read().decode().split()]
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+    # JSON out, and the container's 400 for a wrong feature count becomes a ModelError.
+    runtime = strait.runtime(urls["us-east-1a"])
+    response = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="application/json",
+                                       Body=csv_rows(rows[:2]))
+    scores = [p["score"] for p in json.loads(response["Body"].read())["predictions"]]
+    np.testing.assert_allclose(scores, expected[:2], rtol=1e-6, atol=1e-6)
+    with pytest.raises(runtime.exceptions.ModelError) as error:
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body="1,2,3")
+    assert error.value.response["OriginalStatusCode"] == 400
+    assert "not consistent with feature size" in error.value.response["OriginalMessage"]
+
+    # One download shared by both instances.
+    environments = []
+    for pid, _ in strait.instance_pids(endpoint).values():
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        environments.append(env[b"SM_MODEL_DIR"])
+    assert len(environments) == 2 and len(set(environments)) == 1
+
+
+def test_plain_model_file_over_http(strait, resources, logistic, tmp_path):
+    logistic.booster.save_model(str(tmp_path / "model.json"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        endpoint = deploy(resources, f"http://127.0.0.1:{port}/model.json", count=1)
+        rows = features(np.random.default_rng(12), rows=3)
+        response = strait.runtime().invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
+                                                     Body=csv_rows(rows))
+        got = [float(v) for v in response["Body"].read().decode().split()]
+        np.testing.assert_allclose(got, logistic.predict(rows), rtol=1e-6, atol=1e-6)
+
+        missing = deploy(resources, f"http://127.0.0.1:{port}/nothing-here.tar.gz", count=1, wait=False)
+        failed = resources.wait_status(missing, {"Failed"})
+        assert "Could not find model data" in failed["FailureReason"], failed
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _entry(name, kind=tarfile.REGTYPE, link="", data=b"x"):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    return info, (data if kind == tarfile.REGTYPE else None)
+
+
+@pytest.mark.parametrize(
+    "entries, reason",
+    [
+        ([_entry("../escaped")], "leaves the model directory"),
+        ([_entry("/etc/escaped")], "absolute path"),
+        ([_entry("link", tarfile.SYMTYPE, "../../outside")], "leaves the model directory"),
+        ([_entry("dir", tarfile.SYMTYPE, "."), _entry("dir/x")], "through a link"),
+        ([_entry("fifo", tarfile.FIFOTYPE)], "special file"),
+    ],
+    ids=["dotdot", "absolute", "symlink-out", "through-link", "fifo"],
+)
+def test_hostile_archives_fail_the_endpoint(strait, resources, logistic, tmp_path, entries, reason):
+    tarball = model_tarball(tmp_path / "evil.tar.gz", logistic.booster, extra=entries)
+    endpoint = deploy(resources, f"file://{tarball}", count=1, wait=False)
+    failed = resources.wait_status(endpoint, {"Failed"})
+    assert "valid tar.gz archive" in failed["FailureReason"] and reason in failed["FailureReason"], failed
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_bad_model_data_fails_with_reason(strait, resources, tmp_path):
+    endpoint = deploy(resources, f"file://{tmp_path}/absent.tar.gz", count=1, wait=False)
+    assert "Could not find model data" in resources.wait_status(endpoint, {"Failed"})["FailureReason"]
+
+    (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
+    endpoint = deploy(resources, f"file://{tmp_path}/broken.tar.gz", count=1, wait=False)
+    assert "not valid gzip" in resources.wait_status(endpoint, {"Failed"})["FailureReason"]
+
+    # A model file XGBoost cannot read: the worker exits, the endpoint fails with its log.
+    (tmp_path / "model.json").write_text('{"learner": {}}')
+    endpoint = deploy(resources, f"file://{tmp_path}/model.json", count=1, wait=False)
+    reason = resources.wait_status(endpoint, {"Failed"})["FailureReason"]
+    assert "Unable to load model" in reason, reason
