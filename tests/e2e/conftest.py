@@ -176,9 +176,10 @@ def descendants(root_pid):
 class StraitServer:
     """One `strait serve` process, its captured output and its credentials."""
 
-    def __init__(self, data_dir, args=()):
+    def __init__(self, data_dir, args=(), env=None):
         self.data_dir = Path(data_dir)
         self.args = [str(a) for a in args]  # extra `strait serve` options
+        self.env = env  # extra environment variables
         self.proc = None
         self.endpoint = None
         self._lines = []  # (stream, line)
@@ -209,6 +210,7 @@ class StraitServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env={**os.environ, **(self.env or {})},
             start_new_session=True,  # a Ctrl-C at the terminal reaches pytest only
         )
         for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
@@ -403,8 +405,8 @@ class StraitFactory:
     def new_data_dir(self):
         return self.base_dir / f"data-{len(self.servers)}-{uuid.uuid4().hex[:6]}"
 
-    def start(self, data_dir=None, args=()):
-        server = StraitServer(data_dir or self.new_data_dir(), args=args)
+    def start(self, data_dir=None, args=(), env=None):
+        server = StraitServer(data_dir or self.new_data_dir(), args=args, env=env)
         self.servers.append(server)
         return server.start()
 

@@ -148,3 +148,66 @@ def test_bad_model_data_fails_with_reason(strait, resources, tmp_path):
     endpoint = deploy(resources, f"file://{tmp_path}/model.json", count=1, wait=False)
     reason = resources.wait_status(endpoint, {"Failed"})["FailureReason"]
     assert "Unable to load model" in reason, reason
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """moto's S3 API server on a free loopback port, stopped after the test."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    moto = Path(sys.executable).parent / "moto_server"
+    process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_model_data_from_s3(strait_factory, s3_server, logistic, tmp_path):
+    import boto3
+
+    keys = {"AWS_ACCESS_KEY_ID": "AKIASTRAITMOTOTEST01", "AWS_SECRET_ACCESS_KEY": "moto-secret"}
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
+                      aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"])
+    s3.create_bucket(Bucket="models")
+    tarball = model_tarball(tmp_path / "model.tar.gz", logistic.booster)
+    s3.upload_file(str(tarball), "models", "xgb/run 1/model.tar.gz")
+
+    server = strait_factory.start(args=["--s3-endpoint-url", s3_server], env=keys)
+    resources = server.resources()
+    try:
+        endpoint = deploy(resources, "s3://models/xgb/run 1/model.tar.gz", image=SAGEMAKER_XGBOOST_IMAGE)
+        rows = features(np.random.default_rng(13), rows=4)
+        response = server.runtime().invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
+                                                    Body=csv_rows(rows))
+        got = [float(v) for v in response["Body"].read().decode().split()]
+        np.testing.assert_allclose(got, logistic.predict(rows), rtol=1e-6, atol=1e-6)
+
+        missing = deploy(resources, "s3://models/xgb/absent.tar.gz", count=1, wait=False)
+        reason = resources.wait_status(missing, {"Failed"})["FailureReason"]
+        assert "Could not find model data at s3://models/xgb/absent.tar.gz" in reason, reason
+    finally:
+        resources.cleanup()
