@@ -127,7 +127,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
                 region: configuration.region,
                 endpointURL: configuration.s3EndpointURL,
                 maximumBytes: configuration.maxModelDataBytes
-            )
+            ),
+            imageTable: configuration.images
         ),
         probe: HealthProbe(group: group),
         clock: clock,

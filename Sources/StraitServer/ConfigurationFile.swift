@@ -1,5 +1,6 @@
 import Foundation
 public import StraitCore
+import StraitSupervisor
 
 /// The configuration file `strait serve --config PATH` reads: JSON, every member optional.
 ///
@@ -15,6 +16,18 @@ public import StraitCore
 /// Each zone's runtime endpoint listens on the first host address of its first subnet, so that address must be one
 /// this machine can bind (any 127.x.y.z on Linux).
 public enum ConfigurationFile {
+    /// The image table a configuration file defines (`images`), empty if none.
+    public static func images(path: String) throws(ConfigurationError) -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("Cannot read the configuration file \(path).")
+        }
+        guard let document = try? JSONParser.parse(Array(data)), let images = document["images"] else { return [:] }
+        switch ImageTable.parse(images, source: path) {
+        case .success(let table): return table
+        case .failure(let failure): throw ConfigurationError(failure.message)
+        }
+    }
+
     /// The zones a configuration file defines, or nil if it defines none.
     /// - Throws: `ConfigurationError` saying what is wrong and where.
     public static func zones(path: String) throws(ConfigurationError) -> ZoneLayout? {
@@ -32,7 +45,7 @@ public enum ConfigurationFile {
         guard case .object(let members) = document else {
             throw ConfigurationError("\(source): the configuration must be a JSON object.")
         }
-        let known: Set<String> = ["zones"]
+        let known: Set<String> = ["zones", "images"]
         if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
             throw ConfigurationError(
                 "\(source): unknown setting '\(unknown)'. Known: \(known.sorted().joined(separator: ", "))."

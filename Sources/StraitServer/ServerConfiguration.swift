@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var s3EndpointURL: String?
     /// The largest model data accepted, compressed or unpacked.
     public var maxModelDataBytes: Int64
+    /// Image names to executables or built-in images (the configuration file's `images`).
+    public var images: [String: String]
 
     public init(
         dataDirectory: String = ServerConfiguration.defaultDataDirectory(),
@@ -41,8 +43,10 @@ public struct ServerConfiguration: Sendable {
         maxInstancesPerType: Int = 20,
         invocationTimeout: Duration = .seconds(60),
         s3EndpointURL: String? = nil,
-        maxModelDataBytes: Int64 = 10 << 30
+        maxModelDataBytes: Int64 = 10 << 30,
+        images: [String: String] = [:]
     ) {
+        self.images = images
         self.s3EndpointURL = s3EndpointURL
         self.maxModelDataBytes = maxModelDataBytes
         self.invocationTimeout = invocationTimeout

@@ -16,15 +16,36 @@ public struct ResolvedImage: Sendable, Equatable {
 public struct ImageResolver: Sendable {
     /// The `strait` binary that serves built-in runtimes as `strait worker`.
     public let workerExecutable: String
+    /// Image names mapped to what they run (a path, a `file://` URL or a built-in image): the configuration file's.
+    public let table: [String: String]
+    /// A JSON file of more names (`{"images": {NAME: TARGET}}`), read at every resolution so edits apply to the
+    /// next deployment: `<data-dir>/images.json`.
+    public let tableFile: String?
 
-    public init(workerExecutable: String) { self.workerExecutable = workerExecutable }
+    public init(workerExecutable: String, table: [String: String] = [:], tableFile: String? = nil) {
+        self.workerExecutable = workerExecutable
+        self.table = table
+        self.tableFile = tableFile
+    }
 
     public struct Failure: Error, Sendable, Equatable {
         public let reason: String
     }
 
     public func resolve(_ image: String) -> Result<ResolvedImage, Failure> {
+        var table = self.table
+        if let tableFile, FileManager.default.fileExists(atPath: tableFile) {
+            switch ImageTable.load(path: tableFile) {
+            case .success(let entries): table.merge(entries) { _, fromFile in fromFile }
+            case .failure(let failure): return .failure(Failure(reason: failure.message))
+            }
+        }
         let (name, _) = Self.splitTag(image)
+        if let target = table[image] ?? table[name] {
+            // A table entry names a path, a file:// URL or a built-in image; it is not looked up again.
+            return ImageResolver(workerExecutable: workerExecutable).resolve(target)
+                .mapError { Failure(reason: "Image \(image) maps to \(target) in the image table: \($0.reason)") }
+        }
         if let runtime = Self.builtInRuntime(name) {
             return .success(
                 ResolvedImage(

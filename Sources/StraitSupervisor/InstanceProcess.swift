@@ -65,7 +65,8 @@ final class InstanceProcess: Sendable {
         environment: [String: String],
         logPath: String
     ) throws(InstanceStartFailure) -> pid_t {
-        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // O_APPEND: after ``boundLog(maxBytes:)`` empties the file, the process writes at its new end.
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
         guard log >= 0 else {
             throw InstanceStartFailure(
                 reason: "Cannot create the instance log \(logPath): \(String(cString: strerror(errno)))."
@@ -156,6 +157,19 @@ final class InstanceProcess: Sendable {
         }
         kill(-pid, SIGKILL)
         _ = await waitForExit(atMost: .seconds(5))
+    }
+
+    /// Keeps the log under `maxBytes`: once past it, the log is copied to `<log>.1` (replacing the previous copy)
+    /// and emptied. Returns whether it rotated.
+    @discardableResult
+    func boundLog(maxBytes: Int64) -> Bool {
+        var status = stat()
+        guard stat(logPath, &status) == 0, Int64(status.st_size) > maxBytes else { return false }
+        let previous = logPath + ".1"
+        unlink(previous)
+        try? FileManager.default.copyItem(atPath: logPath, toPath: previous)
+        truncate(logPath, 0)
+        return true
     }
 
     /// The last lines of the instance's log, for failure reasons.

@@ -22,6 +22,15 @@ public struct SupervisorConfiguration: Sendable {
     public var pingInterval: Duration
     /// Where model data is fetched from and how much is allowed.
     public var modelData: ModelDataConfiguration
+    /// How often every serving instance is asked `GET /ping` (each ping has the probe's 2 s timeout).
+    public var healthCheckInterval: Duration
+    /// Failed pings in a row after which an instance is stopped and replaced. The first failure already takes it
+    /// out of routing; an answer brings it back.
+    public var unhealthyThreshold: Int
+    /// Image names to executables or built-in images (the configuration file's `images`).
+    public var imageTable: [String: String]
+    /// The size at which an instance's log is rotated (one previous file is kept as `<log>.1`).
+    public var maximumLogBytes: Int64
 
     public init(
         dataDirectory: String,
@@ -30,8 +39,16 @@ public struct SupervisorConfiguration: Sendable {
         stopGrace: Duration = .seconds(30),
         defaultStartupTimeout: Duration = .seconds(600),
         pingInterval: Duration = .milliseconds(100),
-        modelData: ModelDataConfiguration = ModelDataConfiguration()
+        modelData: ModelDataConfiguration = ModelDataConfiguration(),
+        healthCheckInterval: Duration = .seconds(2),
+        unhealthyThreshold: Int = 3,
+        maximumLogBytes: Int64 = 16 << 20,
+        imageTable: [String: String] = [:]
     ) {
+        self.imageTable = imageTable
+        self.maximumLogBytes = maximumLogBytes
+        self.healthCheckInterval = healthCheckInterval
+        self.unhealthyThreshold = unhealthyThreshold
         self.dataDirectory = dataDirectory
         self.workerExecutable = workerExecutable
         self.zones = zones
@@ -91,6 +108,10 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private let publish: @Sendable (RoutingTable) -> Void
     private var fleets: [String: [String: Fleet]] = [:]
     private var usedAddresses: Set<String> = []
+    /// Serving instances whose last ping failed: out of routing until they answer again.
+    private var outOfService: Set<String> = []
+    /// Failed pings in a row, per instance id.
+    private var failedPings: [String: Int] = [:]
 
     /// - Parameter publish: receives a new routing snapshot whenever the serving instances change.
     public init(
@@ -103,7 +124,11 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         self.publish = publish
         (exits, exitContinuation) = AsyncStream.makeStream(of: ExitEvent.self)
         self.configuration = configuration
-        self.resolver = ImageResolver(workerExecutable: configuration.workerExecutable)
+        self.resolver = ImageResolver(
+            workerExecutable: configuration.workerExecutable,
+            table: configuration.imageTable,
+            tableFile: (configuration.dataDirectory as NSString).appendingPathComponent("images.json")
+        )
         self.modelData = ModelDataStore(
             dataDirectory: configuration.dataDirectory,
             configuration: configuration.modelData
@@ -118,6 +143,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         let continuation = exitContinuation
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
+                group.addTask { await self.monitorHealth() }
                 for await event in exits {
                     group.addTask { await self.replace(event) }
                 }
@@ -127,6 +153,90 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             continuation.finish()
         }
         await stopAll()
+    }
+
+    /// Pings every serving instance each ``SupervisorConfiguration/healthCheckInterval``, all at once, until
+    /// cancelled.
+    private func monitorHealth() async {
+        let probe = self.probe
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.healthCheckInterval)
+            let serving = fleets.flatMap { endpoint, variants in
+                variants.values.flatMap { fleet in fleet.instances.map { (endpoint, fleet.spec.name, $0) } }
+            }
+            for (_, _, instance) in serving { instance.process.boundLog(maxBytes: configuration.maximumLogBytes) }
+            let answers = await withTaskGroup(of: (String, String, Instance, Bool).self) { group in
+                for (endpoint, variant, instance) in serving where instance.process.isRunning {
+                    group.addTask {
+                        (
+                            endpoint, variant, instance,
+                            await probe.ping(host: instance.address, port: instance.port) == 200
+                        )
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            await recordHealth(answers)
+        }
+    }
+
+    /// Applies a round of pings: a failure takes the instance out of routing at once, an answer brings it back,
+    /// and ``SupervisorConfiguration/unhealthyThreshold`` failures in a row stop it; its exit starts the replacement.
+    private func recordHealth(_ answers: [(endpoint: String, variant: String, instance: Instance, healthy: Bool)]) async
+    {
+        var changed = false
+        var unhealthy: [Instance] = []
+        for answer in answers {
+            let id = answer.instance.id
+            guard var fleet = fleets[answer.endpoint]?[answer.variant],
+                let index = fleet.instances.firstIndex(where: { $0.id == id })
+            else {  // stopped or replaced meanwhile
+                failedPings[id] = nil
+                outOfService.remove(id)
+                continue
+            }
+            if answer.healthy {
+                failedPings[id] = nil
+                if outOfService.remove(id) != nil {
+                    changed = true
+                    logger.notice("instance answers /ping again", metadata: ["instance": "\(id)"])
+                }
+                continue
+            }
+            let failures = (failedPings[id] ?? 0) + 1
+            failedPings[id] = failures
+            if outOfService.insert(id).inserted {
+                changed = true
+                logger.warning(
+                    "instance did not answer /ping; out of routing",
+                    metadata: [
+                        "endpoint": "\(answer.endpoint)", "instance": "\(id)", "zone": "\(answer.instance.zone)",
+                    ]
+                )
+            }
+            if failures >= configuration.unhealthyThreshold {
+                fleet.instances.remove(at: index)
+                fleets[answer.endpoint]?[answer.variant] = fleet
+                failedPings[id] = nil
+                outOfService.remove(id)
+                unhealthy.append(answer.instance)
+                logger.warning(
+                    "instance failed \(failures) pings in a row; stopping it for a replacement",
+                    metadata: [
+                        "endpoint": "\(answer.endpoint)", "instance": "\(id)",
+                        "log": "\(answer.instance.process.logTail())",
+                    ]
+                )
+            }
+        }
+        if changed || !unhealthy.isEmpty { publishRoutes() }
+        guard !unhealthy.isEmpty else { return }
+        // A hung process may not heed SIGTERM: a short grace, then SIGKILL. Its exit event brings the replacement.
+        let grace = min(configuration.stopGrace, .seconds(2))
+        await withTaskGroup(of: Void.self) { group in
+            for instance in unhealthy { group.addTask { await instance.process.stop(grace: grace) } }
+        }
+        for instance in unhealthy { usedAddresses.remove(instance.address) }
     }
 
     /// An instance of a serving fleet ended: it leaves the routing snapshot at once, and a new instance in the same
@@ -344,7 +454,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                         name: fleet.spec.name,
                         weight: fleet.spec.weight,
                         strategy: RoutingStrategy(rawValue: fleet.spec.routingStrategy) ?? .random,
-                        instances: fleet.instances.map(\.route)
+                        instances: fleet.instances.filter { !outOfService.contains($0.id) }.map(\.route)
                     )
                 }
             )

@@ -74,8 +74,13 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "strait")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         var zones: ZoneLayout?
+        var images: [String: String] = [:]
         if let config {
-            do { zones = try ConfigurationFile.zones(path: (config as NSString).expandingTildeInPath) } catch {
+            let path = (config as NSString).expandingTildeInPath
+            do {
+                zones = try ConfigurationFile.zones(path: path)
+                images = try ConfigurationFile.images(path: path)
+            } catch {
                 throw ValidationError(error.description)
             }
         }
@@ -90,7 +95,8 @@ struct Serve: AsyncParsableCommand {
             maxInstancesPerType: maxInstancesPerType,
             invocationTimeout: .seconds(invocationTimeout),
             s3EndpointURL: s3EndpointUrl,
-            maxModelDataBytes: Int64(maxModelDataMib) << 20
+            maxModelDataBytes: Int64(maxModelDataMib) << 20,
+            images: images
         )
         let application: Application
         do { application = try buildApplication(configuration, logger: logger) } catch {

@@ -1,3 +1,4 @@
+import Foundation
 import StraitCore
 import Testing
 
@@ -58,6 +59,22 @@ import Testing
         } throws: { error in
             (error as? ConfigurationError)?.description.contains(message) == true
         }
+    }
+
+    @Test func imagesTable() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("strait-images-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try #"{"images": {"my-model:1": "/opt/models/serve", "xgb": "strait/xgboost"}}"#.write(
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
+        #expect(
+            try ConfigurationFile.images(path: path) == ["my-model:1": "/opt/models/serve", "xgb": "strait/xgboost"]
+        )
+        #expect(try ConfigurationFile.zones(path: path) == nil)
+        try #"{"images": {"bad": 3}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try ConfigurationFile.images(path: path) }
     }
 
     @Test func unreadableFile() {

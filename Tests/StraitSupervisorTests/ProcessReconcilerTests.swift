@@ -267,6 +267,40 @@ struct ProcessReconcilerTests {
         #expect(failure.reason.contains("not found"))
     }
 
+    @Test func imageTableFromConfigurationAndDataDirectory() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let serve = try executable(directory, "serve", "#!/bin/sh\n")
+        let tableFile = directory.path("images.json")
+        let resolver = ImageResolver(
+            workerExecutable: "/opt/strait",
+            table: ["my-model": directory.path, "xgb:2": "strait/xgboost", "broken": "/nonexistent"],
+            tableFile: tableFile
+        )
+        #expect(try resolver.resolve("my-model:any-tag").get().executable == serve)
+        #expect(try resolver.resolve("xgb:2").get().arguments == ["worker", "--runtime", "xgboost"])
+        #expect(throws: ImageResolver.Failure.self) { try resolver.resolve("xgb:3").get() }
+        guard case .failure(let broken) = resolver.resolve("broken") else {
+            Issue.record("a table entry to a missing path resolved")
+            return
+        }
+        #expect(broken.reason.contains("maps to /nonexistent in the image table"))
+        // The data directory's file is read at every resolution and wins over the configuration.
+        try #"{"images": {"xgb:2": "strait/echo", "later": "file://\#(serve)"}}"#.write(
+            toFile: tableFile,
+            atomically: true,
+            encoding: .utf8
+        )
+        #expect(try resolver.resolve("xgb:2").get().arguments == ["worker", "--runtime", "echo"])
+        #expect(try resolver.resolve("later").get().executable == serve)
+        try "{not json".write(toFile: tableFile, atomically: true, encoding: .utf8)
+        guard case .failure(let invalid) = resolver.resolve("later") else {
+            Issue.record("an invalid image table was accepted")
+            return
+        }
+        #expect(invalid.reason.contains("not valid JSON"))
+    }
+
     @Test func directoriesAndFileURLs() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -318,6 +352,31 @@ struct InstanceProcessTests {
             if !gone { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(gone)
+    }
+
+    /// The log is bounded: past the limit it moves to `.1` and the process goes on writing to the emptied file.
+    @Test func logIsBoundedAndKeepsOnePreviousFile() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let line = String(repeating: "x", count: 100)
+        let image = try executable(directory, "serve", "#!/bin/sh\nwhile true; do echo \(line); sleep 0.001; done\n")
+        let logPath = directory.path("i-1.log")
+        let process = try startProcess(image, logPath: logPath)
+        var rotations = 0
+        for _ in 0..<500 where rotations < 2 {
+            if process.boundLog(maxBytes: 20_000) { rotations += 1 }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(rotations == 2)
+        let previous = try #require(FileManager.default.attributesOfItem(atPath: logPath + ".1")[.size] as? Int)
+        #expect(previous > 20_000)
+        try await Task.sleep(for: .milliseconds(200))
+        let current = try #require(FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int)
+        // Written after the last rotation from the file's start (O_APPEND), not at the old offset with a hole.
+        #expect(current > 0 && current < previous * 4)
+        let head = try #require(FileManager.default.contents(atPath: logPath)).prefix(10)
+        #expect(head.allSatisfy { $0 != 0 })
+        await process.stop(grace: .seconds(1))
     }
 
     /// Instances start with SIGTERM deliverable (not blocked, not ignored), so they can shut down gracefully.

@@ -7,6 +7,7 @@ test can tell which instance, and which zone, served a call.
 """
 
 import collections
+import contextlib
 import http.client
 import json
 import os
@@ -345,6 +346,35 @@ def test_zone_loss_moves_calls_to_the_other_zone(strait, resources, runtimes, mo
     seen, failures = answers(runtimes["regional"], endpoint, 20)
     assert failures == [], f"regional: {len(failures)} of 20 calls failed: {failures[:3]}"
     assert not [s for s in seen if s["pid"] in zone_a_pids]
+
+
+def test_hung_instance_leaves_routing_and_is_replaced(strait, resources, runtimes, model_image):
+    """A process that is alive but no longer answers (SIGSTOP) fails its /ping: it leaves the routing snapshot
+    at the first failed ping, is stopped after three, and a replacement takes its place in the same zone."""
+    endpoint = resources.endpoint(resources.endpoint_config(
+        resources.model(image=model_image, zones=[ZONE_A]), count=2))
+    placed = instance_addresses(strait, endpoint)
+    hung, healthy = list(placed)
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        # Calls keep succeeding, answered by the healthy instance, while the hung one is noticed.
+        deadline = time.monotonic() + 30
+        while hung in instance_addresses(strait, endpoint) and time.monotonic() < deadline:
+            answers(runtimes[ZONE_A], endpoint, 2)
+            time.sleep(0.2)
+        assert hung not in instance_addresses(strait, endpoint), "the hung instance was not stopped"
+        deadline = time.monotonic() + 30
+        while len(instance_addresses(strait, endpoint)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        replaced = instance_addresses(strait, endpoint)
+        assert len(replaced) == 2 and healthy in replaced, replaced
+        assert all(zone_of(address) == ZONE_A for address in replaced.values())
+        seen, failures = answers(runtimes[ZONE_A], endpoint, 10)
+        assert failures == [] and hung not in {s["pid"] for s in seen}
+        assert resources.sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGCONT)
 
 
 def kill_and_wait(pid, timeout=5.0):
