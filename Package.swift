@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "strait",
             dependencies: [
-                "StraitServer", "StraitRuntimes", "StraitCore",
+                "StraitServer", "StraitRuntimes", "StraitCore", "StraitAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -14,11 +14,23 @@ public struct APIResponder: BufferedResponder {
     let verifier: SigV4Verifier
     /// The data plane's metrics as Prometheus text, for `GET /metrics`.
     let metrics: (@Sendable () async -> String)?
+    /// `GET /strait/…`, for the `strait endpoints|instances|logs` commands.
+    let admin: AdminAPI?
 
     public init(controlPlane: ControlPlane, verifier: SigV4Verifier, metrics: (@Sendable () async -> String)? = nil) {
+        self.init(controlPlane: controlPlane, verifier: verifier, metrics: metrics, admin: nil)
+    }
+
+    init(
+        controlPlane: ControlPlane,
+        verifier: SigV4Verifier,
+        metrics: (@Sendable () async -> String)?,
+        admin: AdminAPI?
+    ) {
         self.controlPlane = controlPlane
         self.verifier = verifier
         self.metrics = metrics
+        self.admin = admin
     }
 
     public func respond(to request: BufferedRequest) async -> BufferedResponse {
@@ -27,6 +39,17 @@ public struct APIResponder: BufferedResponder {
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/plain; version=0.0.4")
             return BufferedResponse(status: .ok, headers: headers, body: Array(await metrics().utf8))
+        }
+        if request.head.method == .GET, request.head.uri.hasPrefix(AdminAPI.prefix), let admin {
+            do {
+                try verify(request)
+                let parts = request.head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+                var response = try await admin.respond(path: parts[0], query: parts.count > 1 ? parts[1] : "")
+                response.headers.add(name: "x-amzn-RequestId", value: requestID)
+                return response
+            } catch {
+                return Self.error(error, requestID: requestID)
+            }
         }
         do {
             let document = try handle(request)
@@ -53,6 +76,14 @@ public struct APIResponder: BufferedResponder {
                 status: 405
             )
         }
+        try verify(request)
+        return try controlPlane.handle(
+            target: request.head.headers.first(name: "x-amz-target") ?? "",
+            body: request.body
+        )
+    }
+
+    private func verify(_ request: BufferedRequest) throws(ServiceError) {
         let signable = SignableRequest(
             method: request.head.method.rawValue,
             target: request.head.uri,
@@ -60,10 +91,6 @@ public struct APIResponder: BufferedResponder {
             body: request.body
         )
         _ = try verifier.verify(signable)
-        return try controlPlane.handle(
-            target: request.head.headers.first(name: "x-amz-target") ?? "",
-            body: request.body
-        )
     }
 
     public func bodyTooLarge(_ head: HTTPRequestHead) -> BufferedResponse {

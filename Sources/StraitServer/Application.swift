@@ -43,6 +43,13 @@ public struct Application: Sendable {
         for server in zonalServers {
             try await server.bind(port: apiServer.port)
         }
+        // Where `strait endpoints|instances|logs` find this server.
+        try? Data((endpointURL + "\n").utf8).write(to: URL(fileURLWithPath: apiEndpointFile))
+    }
+
+    /// `<data-dir>/api-endpoint`: the regional API URL of the server that runs on the data directory.
+    public var apiEndpointFile: String {
+        (configuration.dataDirectory as NSString).appendingPathComponent("api-endpoint")
     }
 
     /// What `strait serve` prints when it is ready.
@@ -148,7 +155,12 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         host: configuration.listenHost,
         port: configuration.listenPort,
         group: group,
-        responder: APIResponder(controlPlane: controlPlane, verifier: verifier, metrics: dataPlane.metricsText),
+        responder: APIResponder(
+            controlPlane: controlPlane,
+            verifier: verifier,
+            metrics: dataPlane.metricsText,
+            admin: AdminAPI(store: store, reconciler: reconciler, dataDirectory: configuration.dataDirectory)
+        ),
         dataPlane: dataPlane,
         maximumBodySize: APIResponder.maximumBodySize,
         logger: logger

@@ -68,6 +68,9 @@ struct Instance: Sendable {
     let port: Int
     let process: InstanceProcess
     let outstanding = OutstandingRequests()
+    let startedAt = Date()
+    /// How many instances this one's place in the fleet has replaced.
+    var restarts = 0
 
     var route: InstanceRoute {
         InstanceRoute(id: id, zone: zone, host: address, port: port, outstanding: outstanding)
@@ -112,6 +115,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private var outOfService: Set<String> = []
     /// Failed pings in a row, per instance id.
     private var failedPings: [String: Int] = [:]
+    /// `Instance.restarts` of instances that ended, until their replacement takes the count over.
+    private var restartCounts: [String: Int] = [:]
 
     /// - Parameter publish: receives a new routing snapshot whenever the serving instances change.
     public init(
@@ -220,6 +225,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 failedPings[id] = nil
                 outOfService.remove(id)
                 unhealthy.append(answer.instance)
+                restartCounts[id] = answer.instance.restarts
                 logger.warning(
                     "instance failed \(failures) pings in a row; stopping it for a replacement",
                     metadata: [
@@ -245,6 +251,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         guard var fleet = fleets[event.endpoint]?[event.variant] else { return }  // torn down
         if let index = fleet.instances.firstIndex(where: { $0.id == event.instanceID }) {
             let dead = fleet.instances.remove(at: index)
+            restartCounts[dead.id] = dead.restarts
             fleets[event.endpoint]?[event.variant] = fleet
             usedAddresses.remove(dead.address)
             publishRoutes()
@@ -260,6 +267,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             return  // stopped on purpose (scale-in, update, failed deployment): nothing is missing
         }
         // Otherwise a deployment dropped it from the fleet while it waited: still missing, so replace it.
+        let restarts = restartCounts.removeValue(forKey: event.instanceID) ?? 0
         let spec = fleet.spec
         guard let zone = zonesFor(spec).first(where: { $0.zone == event.zone }) ?? zonesFor(spec).first else { return }
         let timeout =
@@ -270,7 +278,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             guard let current = fleets[event.endpoint]?[event.variant], !current.spec.needsNewInstances(for: spec),
                 current.instances.count < current.spec.instanceCount
             else { return }
-            if let instance = try? startInstance(
+            if var instance = try? startInstance(
                 endpoint: event.endpoint,
                 variant: current.spec,
                 image: current.resolved,
@@ -278,6 +286,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 zone: zone.zone,
                 subnet: zone.subnet
             ) {
+                instance.restarts = restarts + 1
                 if await waitHealthy([instance], timeouts: [spec.name: timeout]) == nil,
                     let latest = fleets[event.endpoint]?[event.variant], !latest.spec.needsNewInstances(for: spec),
                     latest.instances.count < latest.spec.instanceCount
@@ -436,6 +445,24 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     /// The running instances of an endpoint.
     func instances(of endpoint: String) -> [Instance] {
         (fleets[endpoint] ?? [:]).values.flatMap(\.instances)
+    }
+
+    /// What `strait instances` shows: the serving instances of an endpoint, by variant, zone and id.
+    public func instanceSummaries(of endpoint: String) -> [InstanceSummary] {
+        instances(of: endpoint).map { instance in
+            InstanceSummary(
+                id: instance.id,
+                variant: instance.variant,
+                zone: instance.zone,
+                address: instance.address,
+                port: instance.port,
+                state: !instance.process.isRunning
+                    ? "Stopped" : outOfService.contains(instance.id) ? "OutOfService" : "InService",
+                pid: instance.process.pid,
+                restarts: instance.restarts,
+                startedAt: instance.startedAt
+            )
+        }.sorted { ($0.variant, $0.zone, $0.id) < ($1.variant, $1.zone, $1.id) }
     }
 
     public func tearDown(endpoint: String) async {

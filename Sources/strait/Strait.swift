@@ -14,7 +14,7 @@ struct Strait: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "strait",
         abstract: "A self-hosted, SageMaker-compatible platform for real-time model inference.",
-        subcommands: [Serve.self, Worker.self]
+        subcommands: [Serve.self, Worker.self, Endpoints.self, Instances.self, Logs.self]
     )
 }
 
