@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Strait's benchmarks: built and run by scripts/bench, never by the test suite.
+// Strait's benchmarks: built and run by scripts/bench and scripts/bench-xgboost, never by the test suite.
 let package = Package(
     name: "strait-benchmarks",
     platforms: [.macOS(.v15)],
@@ -21,6 +21,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
-        )
+        ),
+        // Strait's XGBoost prediction against XGBoost's C API (loaded with dlopen); run by scripts/bench-xgboost.
+        .executableTarget(
+            name: "strait-xgboost-bench",
+            dependencies: [
+                .product(name: "StraitXGBoost", package: "strait"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

@@ -104,7 +104,41 @@ extension XGBoostModel {
 }
 
 extension XGBoostModel.Forest {
+    /// Adds every tree's leaf to the margins, in tree order for each row (XGBoost's order, so sums are identical).
+    ///
+    /// Walks are branch-free and of fixed length (each tree's depth; leaves point to themselves), and eight run in
+    /// lockstep — eight trees for one row, eight rows through one tree on the batch path — so their memory loads
+    /// overlap. Forests without categorical splits use a walker without that test.
     func accumulate(
+        rows: UnsafeBufferPointer<Float>,
+        rowCount: Int,
+        featureCount: Int,
+        groups: Int,
+        into margins: UnsafeMutableBufferPointer<Float>
+    ) {
+        if categoryRanges.isEmpty {
+            accumulate(
+                NumericSplits.self,
+                rows: rows,
+                rowCount: rowCount,
+                featureCount: featureCount,
+                groups: groups,
+                into: margins
+            )
+        } else {
+            accumulate(
+                AnySplits.self,
+                rows: rows,
+                rowCount: rowCount,
+                featureCount: featureCount,
+                groups: groups,
+                into: margins
+            )
+        }
+    }
+
+    private func accumulate<Kind: SplitKind>(
+        _ kind: Kind.Type,
         rows: UnsafeBufferPointer<Float>,
         rowCount: Int,
         featureCount: Int,
@@ -114,25 +148,27 @@ extension XGBoostModel.Forest {
         nodes.withUnsafeBufferPointer { nodes in
             categoryRanges.withUnsafeBufferPointer { ranges in
                 categoryBits.withUnsafeBufferPointer { bits in
-                    let walker = Walker(nodes: nodes.baseAddress!, ranges: ranges, bits: bits)
-                    let rowBase = rows.baseAddress!
-                    var blockStart = 0
-                    while blockStart < rowCount {
-                        let blockEnd = min(blockStart + XGBoostModel.rowBlock, rowCount)
-                        for tree in 0..<roots.count {
-                            let root = Int(roots[tree])
-                            let group = Int(groups == 1 ? 0 : self.groups[tree])
-                            let weight = weights.isEmpty ? nil : weights[tree]
-                            for row in blockStart..<blockEnd {
-                                let leaf = walker.leaf(from: root, row: rowBase + row * featureCount)
-                                if let weight {
-                                    margins[row * groups + group] += weight * leaf
-                                } else {
-                                    margins[row * groups + group] += leaf
+                    roots.withUnsafeBufferPointer { roots in
+                        depths.withUnsafeBufferPointer { depths in
+                            self.groups.withUnsafeBufferPointer { treeGroups in
+                                weights.withUnsafeBufferPointer { weights in
+                                    let pass = Pass<Kind>(
+                                        walker: Walker<Kind>(nodes: nodes.baseAddress!, ranges: ranges, bits: bits),
+                                        roots: roots,
+                                        depths: depths,
+                                        treeGroups: treeGroups,
+                                        weights: weights,
+                                        groups: groups,
+                                        out: margins.baseAddress!
+                                    )
+                                    if rowCount == 1 {
+                                        pass.oneRow(rows.baseAddress!)
+                                    } else {
+                                        pass.manyRows(rows.baseAddress!, rowCount: rowCount, featureCount: featureCount)
+                                    }
                                 }
                             }
                         }
-                        blockStart = blockEnd
                     }
                 }
             }
@@ -140,30 +176,143 @@ extension XGBoostModel.Forest {
     }
 }
 
-/// Walks one tree for one row.
-struct Walker {
+/// Whether a forest has categorical splits, as a type, so the walker for numeric-only forests has no such test.
+protocol SplitKind { static var hasCategorical: Bool { get } }
+enum NumericSplits: SplitKind { static var hasCategorical: Bool { false } }
+enum AnySplits: SplitKind { static var hasCategorical: Bool { true } }
+
+/// One prediction call over a forest, through raw pointers taken once.
+private struct Pass<Kind: SplitKind> {
+    let walker: Walker<Kind>
+    let roots: UnsafeBufferPointer<Int32>
+    let depths: UnsafeBufferPointer<Int32>
+    let treeGroups: UnsafeBufferPointer<Int32>
+    /// DART's tree weights, or empty.
+    let weights: UnsafeBufferPointer<Float>
+    let groups: Int
+    let out: UnsafeMutablePointer<Float>
+
+    @inline(__always)
+    private func add(tree: Int, row: Int, leaf: Int32) {
+        let value = walker.nodes[Int(leaf)].value
+        let slot = row * groups + (groups == 1 ? 0 : Int(treeGroups[tree]))
+        out[slot] += weights.isEmpty ? value : weights[tree] * value
+    }
+
+    /// One row: eight trees walked together.
+    func oneRow(_ row: UnsafePointer<Float>) {
+        let treeCount = roots.count
+        var tree = 0
+        while tree + 8 <= treeCount {
+            var i0 = roots[tree]
+            var i1 = roots[tree + 1]
+            var i2 = roots[tree + 2]
+            var i3 = roots[tree + 3]
+            var i4 = roots[tree + 4]
+            var i5 = roots[tree + 5]
+            var i6 = roots[tree + 6]
+            var i7 = roots[tree + 7]
+            var depth = depths[tree]
+            for offset in 1..<8 { depth = max(depth, depths[tree + offset]) }
+            for _ in 0..<depth {
+                i0 = walker.step(i0, row)
+                i1 = walker.step(i1, row)
+                i2 = walker.step(i2, row)
+                i3 = walker.step(i3, row)
+                i4 = walker.step(i4, row)
+                i5 = walker.step(i5, row)
+                i6 = walker.step(i6, row)
+                i7 = walker.step(i7, row)
+            }
+            add(tree: tree, row: 0, leaf: i0)
+            add(tree: tree + 1, row: 0, leaf: i1)
+            add(tree: tree + 2, row: 0, leaf: i2)
+            add(tree: tree + 3, row: 0, leaf: i3)
+            add(tree: tree + 4, row: 0, leaf: i4)
+            add(tree: tree + 5, row: 0, leaf: i5)
+            add(tree: tree + 6, row: 0, leaf: i6)
+            add(tree: tree + 7, row: 0, leaf: i7)
+            tree += 8
+        }
+        while tree < treeCount {
+            var index = roots[tree]
+            for _ in 0..<depths[tree] { index = walker.step(index, row) }
+            add(tree: tree, row: 0, leaf: index)
+            tree += 1
+        }
+    }
+
+    /// Many rows: blocks of rows, trees outside, eight rows walked together through each tree.
+    func manyRows(_ base: UnsafePointer<Float>, rowCount: Int, featureCount: Int) {
+        var blockStart = 0
+        while blockStart < rowCount {
+            let blockEnd = min(blockStart + XGBoostModel.rowBlock, rowCount)
+            for tree in 0..<roots.count {
+                let root = roots[tree]
+                let depth = depths[tree]
+                var row = blockStart
+                while row + 8 <= blockEnd {
+                    let r = base + row * featureCount
+                    var i0 = root
+                    var i1 = root
+                    var i2 = root
+                    var i3 = root
+                    var i4 = root
+                    var i5 = root
+                    var i6 = root
+                    var i7 = root
+                    for _ in 0..<depth {
+                        i0 = walker.step(i0, r)
+                        i1 = walker.step(i1, r + featureCount)
+                        i2 = walker.step(i2, r + 2 * featureCount)
+                        i3 = walker.step(i3, r + 3 * featureCount)
+                        i4 = walker.step(i4, r + 4 * featureCount)
+                        i5 = walker.step(i5, r + 5 * featureCount)
+                        i6 = walker.step(i6, r + 6 * featureCount)
+                        i7 = walker.step(i7, r + 7 * featureCount)
+                    }
+                    add(tree: tree, row: row, leaf: i0)
+                    add(tree: tree, row: row + 1, leaf: i1)
+                    add(tree: tree, row: row + 2, leaf: i2)
+                    add(tree: tree, row: row + 3, leaf: i3)
+                    add(tree: tree, row: row + 4, leaf: i4)
+                    add(tree: tree, row: row + 5, leaf: i5)
+                    add(tree: tree, row: row + 6, leaf: i6)
+                    add(tree: tree, row: row + 7, leaf: i7)
+                    row += 8
+                }
+                while row < blockEnd {
+                    var index = root
+                    let r = base + row * featureCount
+                    for _ in 0..<depth { index = walker.step(index, r) }
+                    add(tree: tree, row: row, leaf: index)
+                    row += 1
+                }
+            }
+            blockStart = blockEnd
+        }
+    }
+}
+
+/// One step of a walk: from a split to the child the row goes to, from a leaf to itself. Branch-free for numeric
+/// splits: left when `value < threshold`, or when the value is missing and the split's default is left.
+struct Walker<Kind: SplitKind> {
     let nodes: UnsafePointer<XGBoostModel.Node>
     let ranges: UnsafeBufferPointer<(start: Int32, count: Int32)>
     let bits: UnsafeBufferPointer<UInt32>
 
     @inline(__always)
-    func leaf(from root: Int, row: UnsafePointer<Float>) -> Float {
-        var index = root
-        while true {
-            let node = nodes[index]
-            if node.left < 0 { return node.value }
-            let feature = node.feature
-            let value = row[Int(feature & XGBoostModel.Node.featureMask)]
-            let goLeft: Bool
-            if value.isNaN {
-                goLeft = feature & XGBoostModel.Node.defaultLeftFlag != 0
-            } else if feature & XGBoostModel.Node.categoricalFlag != 0 {
-                goLeft = !categoryGoesRight(value, range: Int(node.value.bitPattern))
-            } else {
-                goLeft = value < node.value
-            }
-            index = Int(goLeft ? node.left : node.right)
+    func step(_ index: Int32, _ row: UnsafePointer<Float>) -> Int32 {
+        let node = nodes[Int(index)]
+        let feature = node.feature
+        let value = row[Int(feature & XGBoostModel.Node.featureMask)]
+        let less: UInt32 = value < node.value ? 1 : 0
+        let missingLeft: UInt32 = (value.isNaN ? 1 : 0) & (feature >> 31)
+        var goLeft = less | missingLeft | ((feature >> 29) & 1)
+        if Kind.hasCategorical, feature & XGBoostModel.Node.categoricalFlag != 0, !value.isNaN {
+            goLeft = categoryGoesRight(value, range: Int(node.value.bitPattern)) ? 0 : 1
         }
+        return node.left &+ Int32(bitPattern: goLeft ^ 1)
     }
 
     /// XGBoost's `common::Decision`, negated: a valid category in the split's set goes right; any other value

@@ -35,24 +35,27 @@ public struct XGBoostModel: Sendable {
         case linear(weights: [Float])
     }
 
-    /// One tree node in 16 bytes. A leaf has `left < 0` and its value in `value`. For a categorical split, `value`
-    /// holds the index of the node's category range in ``Forest/categoryRanges``.
+    /// One tree node in 12 bytes, trees numbered breadth-first so that a split's right child is `left + 1`. A leaf
+    /// has ``leafFlag``, its own index in `left` (a walk that reaches it stays there) and its value in `value`. For a
+    /// categorical split, `value` holds the index of the node's category range in ``Forest/categoryRanges``.
     struct Node: Sendable {
         var value: Float
         var left: Int32
-        var right: Int32
-        /// The feature index, with ``defaultLeftFlag`` and ``categoricalFlag``.
+        /// The feature index, with ``defaultLeftFlag``, ``categoricalFlag`` and ``leafFlag``.
         var feature: UInt32
 
         static let defaultLeftFlag: UInt32 = 1 << 31
         static let categoricalFlag: UInt32 = 1 << 30
-        static let featureMask: UInt32 = (1 << 30) - 1
+        static let leafFlag: UInt32 = 1 << 29
+        static let featureMask: UInt32 = (1 << 29) - 1
     }
 
     struct Forest: Sendable {
         var nodes: [Node] = []
         /// The node index of each tree's root.
         var roots: [Int32] = []
+        /// The depth of each tree's deepest leaf: a walk of that many steps ends on a leaf from any row.
+        var depths: [Int32] = []
         /// The output group of each tree.
         var groups: [Int32] = []
         /// DART's per-tree weights; empty for gbtree.
@@ -124,7 +127,7 @@ extension XGBoostModel {
             throw LoadError("The model document has no 'learner': it is not an XGBoost model.")
         }
         let parameters = try Self.object(learner["learner_model_param"], "learner.learner_model_param")
-        let featureCount = try Self.integer(parameters["num_feature"], "num_feature", range: 0...(1 << 30) - 1)
+        let featureCount = try Self.integer(parameters["num_feature"], "num_feature", range: 1...Int(Node.featureMask))
         let classCount = try Self.integer(parameters["num_class"], "num_class", range: 0...100_000, default: 0)
         let targetCount = try Self.integer(parameters["num_target"], "num_target", range: 1...100_000, default: 1)
         guard let objective = learner["objective"]?["name"]?.stringValue else {
@@ -228,7 +231,6 @@ extension XGBoostModel {
             guard group >= 0, group < groupCount else {
                 throw LoadError("Tree \(position) belongs to output \(group); the model has \(groupCount).")
             }
-            forest.roots.append(Int32(forest.nodes.count))
             forest.groups.append(Int32(group))
             do throws(LoadError) {
                 try appendTree(tree, to: &forest, featureCount: featureCount)
@@ -289,13 +291,14 @@ extension XGBoostModel {
             forest.categoryBits.append(contentsOf: bits)
         }
 
-        let offset = forest.nodes.count
-        guard offset + nodeCount < Int(Int32.max) else { throw LoadError("The model has too many nodes.") }
+        guard forest.nodes.count + nodeCount < Int(Int32.max) else { throw LoadError("The model has too many nodes.") }
+        // Check every node, then lay the tree out breadth-first from its root (see ``Node``).
+        var split: [(feature: UInt32, value: Float)] = []
+        split.reserveCapacity(nodeCount)
         for node in 0..<nodeCount {
-            let isLeaf = left[node] == -1
-            if isLeaf {
+            if left[node] == -1 {
                 guard right[node] == -1 else { throw LoadError("Node \(node) has a right child but no left child.") }
-                forest.nodes.append(Node(value: conditions[node], left: -1, right: -1, feature: 0))
+                split.append((Node.leafFlag, conditions[node]))
                 continue
             }
             guard left[node] > 0, left[node] < nodeCount, right[node] > 0, right[node] < nodeCount else {
@@ -318,25 +321,37 @@ extension XGBoostModel {
                     }()
                 value = Float(bitPattern: UInt32(range))
             }
-            forest.nodes.append(
-                Node(
-                    value: value,
-                    left: Int32(offset + left[node]),
-                    right: Int32(offset + right[node]),
-                    feature: feature
-                )
-            )
+            split.append((feature, value))
         }
-        // Every node must be reached at most once from the root, so prediction always ends at a leaf.
+        // Every node must be reached at most once from the root, so every walk ends at a leaf.
         var visited = [Bool](repeating: false, count: nodeCount)
-        var stack = [0]
-        while let node = stack.popLast() {
+        let root = forest.nodes.count
+        forest.nodes.append(Node(value: 0, left: 0, feature: 0))
+        var queue: [(node: Int, slot: Int, depth: Int32)] = [(0, root, 0)]
+        var head = 0
+        var deepest: Int32 = 0
+        while head < queue.count {
+            let (node, slot, depth) = queue[head]
+            head += 1
             guard !visited[node] else {
                 throw LoadError("Node \(node) is reached twice: the tree has a cycle or a shared child.")
             }
             visited[node] = true
-            if left[node] != -1 { stack.append(contentsOf: [left[node], right[node]]) }
+            let (feature, value) = split[node]
+            if feature & Node.leafFlag != 0 {
+                forest.nodes[slot] = Node(value: value, left: Int32(slot), feature: Node.leafFlag)
+                deepest = max(deepest, depth)
+                continue
+            }
+            let children = forest.nodes.count
+            forest.nodes.append(Node(value: 0, left: 0, feature: 0))
+            forest.nodes.append(Node(value: 0, left: 0, feature: 0))
+            forest.nodes[slot] = Node(value: value, left: Int32(children), feature: feature)
+            queue.append((left[node], children, depth + 1))
+            queue.append((right[node], children + 1, depth + 1))
         }
+        forest.roots.append(Int32(root))
+        forest.depths.append(deepest)
     }
 
     // MARK: Reading fields

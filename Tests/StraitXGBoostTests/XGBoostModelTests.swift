@@ -75,6 +75,44 @@ private func predict(_ model: XGBoostModel, _ rows: [[Float]]) -> [Float] {
         #expect(batch == rows.flatMap { predict(model, [$0]) })
     }
 
+    /// Nineteen lopsided trees (a chain down the left, leaves at every depth, nodes listed out of breadth-first
+    /// order): the lockstep walks of eight trees and of eight rows must equal a plain walk of each tree.
+    @Test func lockstepWalksEqualPlainWalks() throws {
+        // Tree t: node 0 splits x0 < 0, node 2 (its left) splits x1 < t, node 1 (right of 2) splits x0 < 5 …
+        func tree(_ t: Int) -> String {
+            """
+            {"tree_param": {"num_nodes": "7"}, "left_children": [2, -1, 4, -1, -1, -1, 1],
+             "right_children": [3, -1, 6, -1, -1, -1, 5], "split_indices": [0, 0, 1, 0, 0, 0, 0],
+             "split_conditions": [0, \(t).5, \(t), -1, \(t + 100), \(t + 200), 5],
+             "default_left": [0, 0, 1, 0, 0, 0, 1]}
+            """
+        }
+        let json = """
+            {"learner": {"learner_model_param": {"base_score": "0E0", "num_class": "0", "num_feature": "2"},
+              "objective": {"name": "reg:squarederror"},
+              "gradient_booster": {"name": "gbtree", "model": {"tree_info": [\((0..<19).map { _ in "0" }.joined(separator: ","))],
+                "trees": [\((0..<19).map(tree).joined(separator: ","))]}}}}
+            """
+        let model = try load(json)
+        func plain(_ row: [Float]) -> Float {
+            (0..<19).reduce(Float(0)) { sum, t in
+                let t = Float(t)
+                guard !(row[0] < 0) || row[0].isNaN else {  // node 0 → left (node 2)
+                    if row[1].isNaN || row[1] < t {  // node 2 → left (node 4)
+                        return sum + t + 100
+                    }
+                    // node 6: x0 < 5 (missing left) → node 1 else node 5
+                    return sum + (row[0] < 5 ? t + 0.5 : t + 200)
+                }
+                return sum - 1  // node 3
+            }
+        }
+        let values: [Float] = [-3, -0.5, 0, 2, 4.5, 7, 30, .nan]
+        let rows = values.flatMap { a in values.map { b in [a, b] } }
+        #expect(predict(model, rows) == rows.map(plain))
+        #expect(rows.prefix(9).allSatisfy { predict(model, [$0]) == [plain($0)] })
+    }
+
     @Test func linearModelUsesBiasAndSkipsMissing() throws {
         let json = """
             {"learner": {"learner_model_param": {"base_score": "[1E0]", "num_class": "0", "num_feature": "2"},
