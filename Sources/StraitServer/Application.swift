@@ -129,6 +129,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             workerExecutable: configuration.workerExecutable,
             zones: configuration.zones,
             stopGrace: configuration.instanceStopGrace,
+            defaultStartupTimeout: configuration.startupHealthCheckTimeout,
             modelData: .fromEnvironment(
                 ProcessInfo.processInfo.environment,
                 region: configuration.region,

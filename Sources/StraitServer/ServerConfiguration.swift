@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var zones: ZoneLayout
     /// SIGTERM-to-SIGKILL bound for instances.
     public var instanceStopGrace: Duration
+    /// How long new instances have to answer `/ping` when the variant sets no ContainerStartupHealthCheckTimeoutInSeconds.
+    public var startupHealthCheckTimeout: Duration
     /// The executable that serves built-in images as `strait worker`; the running binary by default.
     public var workerExecutable: String
     /// Instances of one instance type over all endpoints (SageMaker's per-type endpoint-usage quota).
@@ -39,6 +41,7 @@ public struct ServerConfiguration: Sendable {
         accountID: String = ServerConfiguration.defaultAccountID,
         zones: ZoneLayout? = nil,
         instanceStopGrace: Duration = .seconds(30),
+        startupHealthCheckTimeout: Duration = .seconds(600),
         workerExecutable: String = ServerConfiguration.currentExecutable(),
         maxInstancesPerType: Int = 20,
         invocationTimeout: Duration = .seconds(60),
@@ -58,6 +61,7 @@ public struct ServerConfiguration: Sendable {
         self.accountID = accountID
         self.zones = zones ?? ZoneLayout.loopbackDefault(region: region)
         self.instanceStopGrace = instanceStopGrace
+        self.startupHealthCheckTimeout = startupHealthCheckTimeout
         self.workerExecutable = workerExecutable
     }
 

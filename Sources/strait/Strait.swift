@@ -44,6 +44,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds an instance has between SIGTERM and SIGKILL.")
     var instanceStopGrace: Int = 30
 
+    @Option(
+        help:
+            "Seconds new instances have to answer /ping when a variant sets no ContainerStartupHealthCheckTimeoutInSeconds."
+    )
+    var startupHealthCheckTimeout: Int = 600
+
     @Option(help: "Instances of one instance type over all endpoints (SageMaker's endpoint-usage quota).")
     var maxInstancesPerType: Int = 20
 
@@ -67,6 +73,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8400; got '\(listen)'.")
         }
         guard maxModelDataMib > 0 else { throw ValidationError("--max-model-data-mib must be 1 or more.") }
+        guard (1...3600).contains(startupHealthCheckTimeout) else {
+            throw ValidationError("--startup-health-check-timeout must be between 1 and 3600 seconds.")
+        }
         guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
         guard (1...3600).contains(invocationTimeout) else {
             throw ValidationError("--invocation-timeout must be between 1 and 3600 seconds.")
@@ -92,6 +101,7 @@ struct Serve: AsyncParsableCommand {
             accountID: accountId,
             zones: zones,
             instanceStopGrace: .seconds(instanceStopGrace),
+            startupHealthCheckTimeout: .seconds(startupHealthCheckTimeout),
             maxInstancesPerType: maxInstancesPerType,
             invocationTimeout: .seconds(invocationTimeout),
             s3EndpointURL: s3EndpointUrl,
