@@ -31,18 +31,40 @@ public struct SignableRequest: Sendable {
 
     /// Splits a request target (`/path?query`) into path and query.
     public init(method: String, target: String, headers: [(name: String, value: String)], body: some Sequence<UInt8>) {
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        self.init(
-            method: method,
-            path: String(parts[0]),
-            query: parts.count > 1 ? String(parts[1]) : "",
-            headers: headers,
-            payloadHash: SigV4.hexSHA256(Array(body))
-        )
+        let hash =
+            body.withContiguousStorageIfAvailable { SigV4.hexSHA256(UnsafeRawBufferPointer($0)) }
+            ?? SigV4.hexSHA256(Array(body))
+        self.init(method: method, target: target, headers: headers, payloadHash: hash)
+    }
+
+    /// Splits a request target (`/path?query`) into path and query, with the body's hash already computed.
+    public init(method: String, target: String, headers: [(name: String, value: String)], payloadHash: String) {
+        var path = target
+        var query = ""
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            path = String(target[..<mark])
+            query = String(target[target.utf8.index(after: mark)...])
+        }
+        self.init(method: method, path: path, query: query, headers: headers, payloadHash: payloadHash)
     }
 
     static func lowercasingNames(_ headers: [(name: String, value: String)]) -> [(name: String, value: String)] {
-        headers.map { (name: $0.name.lowercased(), value: $0.value) }
+        headers.map { header in
+            // Most names are already lower-case or ASCII: only change what needs it.
+            header.name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
+                ? (name: header.name.lowercased(), value: header.value) : header
+        }
+    }
+
+    /// The first value of a header, by lower-case name, and how many times the header came.
+    func first(_ name: String) -> (value: String?, count: Int) {
+        var found: String?
+        var count = 0
+        for header in headers where header.name == name {
+            if found == nil { found = header.value }
+            count += 1
+        }
+        return (found, count)
     }
 
     /// The values of a header, by lower-case name, in arrival order.
@@ -57,19 +79,58 @@ public enum SigV4 {
 
     /// The canonical request for `signedHeaders` (lowercase names, sorted as the client listed them).
     public static func canonicalRequest(_ request: SignableRequest, signedHeaders: [String]) -> String {
-        var lines = [request.method, canonicalURI(request.path), canonicalQuery(request.query)]
+        String(decoding: canonicalRequestBytes(request, signedHeaders: signedHeaders), as: UTF8.self)
+    }
+
+    /// The canonical request as bytes, written into one buffer: what verification hashes on every call.
+    static func canonicalRequestBytes(_ request: SignableRequest, signedHeaders: [String]) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(512)
+        out.append(contentsOf: request.method.utf8)
+        out.append(UInt8(ascii: "\n"))
+        appendCanonicalURI(request.path, to: &out)
+        out.append(UInt8(ascii: "\n"))
+        if !request.query.isEmpty { out.append(contentsOf: canonicalQuery(request.query).utf8) }
+        out.append(UInt8(ascii: "\n"))
         for name in signedHeaders {
-            let values = request.values(of: name).map(canonicalHeaderValue)
-            lines.append("\(name):\(values.joined(separator: ","))")
+            out.append(contentsOf: name.utf8)
+            out.append(UInt8(ascii: ":"))
+            var first = true
+            for header in request.headers where header.name == name {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                appendCanonicalHeaderValue(header.value, to: &out)
+            }
+            out.append(UInt8(ascii: "\n"))
         }
-        lines.append("")
-        lines.append(signedHeaders.joined(separator: ";"))
-        lines.append(request.payloadHash)
-        return lines.joined(separator: "\n")
+        out.append(UInt8(ascii: "\n"))
+        for (index, name) in signedHeaders.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ";")) }
+            out.append(contentsOf: name.utf8)
+        }
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: request.payloadHash.utf8)
+        return out
     }
 
     public static func stringToSign(canonicalRequest: String, amzDate: String, scope: String) -> String {
-        [algorithm, amzDate, scope, hexSHA256(Array(canonicalRequest.utf8))].joined(separator: "\n")
+        String(
+            decoding: stringToSignBytes(canonicalRequest: Array(canonicalRequest.utf8), amzDate: amzDate, scope: scope),
+            as: UTF8.self
+        )
+    }
+
+    static func stringToSignBytes(canonicalRequest: [UInt8], amzDate: String, scope: String) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(160)
+        out.append(contentsOf: algorithm.utf8)
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: amzDate.utf8)
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: scope.utf8)
+        out.append(UInt8(ascii: "\n"))
+        appendHex(SHA256.hash(data: canonicalRequest), to: &out)
+        return out
     }
 
     /// The HMAC chain `AWS4<secret>` → date → region → service → `aws4_request`.
@@ -82,37 +143,75 @@ public enum SigV4 {
     }
 
     public static func signature(stringToSign: String, key: SymmetricKey) -> String {
-        hex(Array(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key)))
+        String(decoding: signatureBytes(stringToSign: Array(stringToSign.utf8), key: key), as: UTF8.self)
+    }
+
+    /// The signature as lowercase hex bytes.
+    static func signatureBytes(stringToSign: [UInt8], key: SymmetricKey) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        appendHex(HMAC<SHA256>.authenticationCode(for: stringToSign, using: key), to: &out)
+        return out
     }
 
     public static func hexSHA256(_ bytes: [UInt8]) -> String { hex(Array(SHA256.hash(data: bytes))) }
 
+    /// The hash of bytes in place (a request body in its buffer), as lowercase hex.
+    public static func hexSHA256(_ bytes: UnsafeRawBufferPointer) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        appendHex(SHA256.hash(data: bytes), to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
+        appendHex(bytes, to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func appendHex(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
+        hexDigits.withUnsafeBufferPointer { digits in
+            for byte in bytes {
+                out.append(digits[Int(byte >> 4)])
+                out.append(digits[Int(byte & 0x0F)])
+            }
+        }
     }
 
     /// The path with dot segments and empty segments removed, each byte outside the unreserved set
     /// percent-encoded (so an already-encoded path is encoded again, as AWS does for every service but S3).
     static func canonicalURI(_ path: String) -> String {
-        var segments: [Substring] = []
-        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
-            if segment == "." { continue }
-            if segment == ".." {
-                _ = segments.popLast()
+        var out = [UInt8]()
+        appendCanonicalURI(path, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendCanonicalURI(_ path: String, to out: inout [UInt8]) {
+        let start = out.count
+        // Where each kept segment begins in `out` (after its slash), so `..` can drop the last one.
+        var segmentStarts: [Int] = []
+        var bytes = path.utf8[...]
+        while !bytes.isEmpty {
+            let segment = bytes.prefix { $0 != UInt8(ascii: "/") }
+            bytes = bytes.dropFirst(segment.count + 1)
+            if segment.isEmpty || segment.elementsEqual(".".utf8) { continue }
+            if segment.elementsEqual("..".utf8) {
+                if let last = segmentStarts.popLast() { out.removeSubrange((last - 1)...) }
                 continue
             }
-            segments.append(segment)
+            out.append(UInt8(ascii: "/"))
+            segmentStarts.append(out.count)
+            appendURIEncoded(segment, to: &out)
         }
-        var result = "/" + segments.map { uriEncode(Array($0.utf8)) }.joined(separator: "/")
-        if path.hasSuffix("/"), !segments.isEmpty { result += "/" }
-        return result
+        if out.count == start {
+            out.append(UInt8(ascii: "/"))
+        } else if path.utf8.last == UInt8(ascii: "/") {
+            out.append(UInt8(ascii: "/"))
+        }
     }
 
     /// Query parameters decoded, re-encoded with AWS's rules and sorted by name, then value.
@@ -132,23 +231,33 @@ public enum SigV4 {
     /// Trims a header value and folds runs of spaces and tabs into one space.
     static func canonicalHeaderValue(_ value: String) -> String {
         var out = [UInt8]()
-        out.reserveCapacity(value.utf8.count)
+        appendCanonicalHeaderValue(value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendCanonicalHeaderValue(_ value: String, to out: inout [UInt8]) {
+        let start = out.count
         var pendingSpace = false
         for byte in value.utf8 {
             if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                pendingSpace = !out.isEmpty
+                pendingSpace = out.count > start
             } else {
                 if pendingSpace { out.append(UInt8(ascii: " ")) }
                 pendingSpace = false
                 out.append(byte)
             }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static func uriEncode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789ABCDEF".utf8)
         var out = [UInt8]()
+        appendURIEncoded(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+
+    static func appendURIEncoded(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
         for byte in bytes {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
@@ -157,11 +266,10 @@ public enum SigV4 {
                 out.append(byte)
             default:
                 out.append(UInt8(ascii: "%"))
-                out.append(digits[Int(byte >> 4)])
-                out.append(digits[Int(byte & 0x0F)])
+                out.append(upperHexDigits[Int(byte >> 4)])
+                out.append(upperHexDigits[Int(byte & 0x0F)])
             }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static func percentDecode(_ text: Substring) -> [UInt8] {

@@ -44,11 +44,11 @@ public struct SigV4Verifier: Sendable {
     /// Verifies the request's Authorization header and returns the access key that signed it.
     /// - Throws: a `ServiceError` with HTTP status 403 and AWS's code and message for the failure.
     public func verify(_ request: SignableRequest, keyCache: SigningKeyCache? = nil) throws(ServiceError) -> String {
-        let authorizations = request.values(of: "authorization")
-        guard let authorization = authorizations.first, !authorization.isEmpty else {
+        let (found, authorizationCount) = request.first("authorization")
+        guard let authorization = found, !authorization.isEmpty else {
             throw Self.error("MissingAuthenticationTokenException", "Request is missing Authentication Token")
         }
-        guard authorizations.count == 1 else {
+        guard authorizationCount == 1 else {
             throw Self.error("IncompleteSignatureException", "The request has more than one Authorization header.")
         }
         let header = try ParsedAuthorization(authorization)
@@ -93,22 +93,24 @@ public struct SigV4Verifier: Sendable {
         }
         try checkSkew(amzDate)
 
-        if let declared = request.values(of: "x-amz-content-sha256").first, declared != request.payloadHash {
+        if let declared = request.first("x-amz-content-sha256").value, declared != request.payloadHash {
             throw Self.error(
                 "InvalidSignatureException",
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             )
         }
-        let canonical = SigV4.canonicalRequest(request, signedHeaders: header.signedHeaders)
-        let toSign = SigV4.stringToSign(
+        let canonical = SigV4.canonicalRequestBytes(request, signedHeaders: header.signedHeaders)
+        let toSign = SigV4.stringToSignBytes(
             canonicalRequest: canonical,
             amzDate: amzDate,
-            scope: scope[1...].joined(separator: "/")
+            scope: header.credential.utf8.firstIndex(of: UInt8(ascii: "/")).map {
+                String(header.credential[header.credential.utf8.index(after: $0)...])
+            } ?? ""
         )
         let derive = { SigV4.signingKey(secret: secret, date: date, region: region, service: service) }
         let key = keyCache?.key(accessKeyID: accessKeyID, date: date, derive: derive) ?? derive()
-        let expected = SigV4.signature(stringToSign: toSign, key: key)
-        guard Self.constantTimeEqual(expected, header.signature) else {
+        let expected = SigV4.signatureBytes(stringToSign: toSign, key: key)
+        guard Self.constantTimeEqual(expected, Array(header.signature.utf8)) else {
             throw Self.error(
                 "InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
@@ -118,7 +120,7 @@ public struct SigV4Verifier: Sendable {
     }
 
     private func requestDate(_ request: SignableRequest, authorization: String) throws(ServiceError) -> String {
-        if let amzDate = request.values(of: "x-amz-date").first {
+        if let amzDate = request.first("x-amz-date").value {
             guard Self.parseAmzDate(amzDate) != nil else {
                 throw Self.error(
                     "IncompleteSignatureException",
@@ -127,7 +129,7 @@ public struct SigV4Verifier: Sendable {
             }
             return amzDate
         }
-        if let date = request.values(of: "date").first, let parsed = Self.parseHTTPDate(date) {
+        if let date = request.first("date").value, let parsed = Self.parseHTTPDate(date) {
             return Self.formatAmzDate(parsed)
         }
         throw Self.error(
@@ -159,8 +161,10 @@ public struct SigV4Verifier: Sendable {
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
+        constantTimeEqual(Array(a.utf8), Array(b.utf8))
+    }
+
+    static func constantTimeEqual(_ x: [UInt8], _ y: [UInt8]) -> Bool {
         guard x.count == y.count else { return false }
         var difference: UInt8 = 0
         for index in x.indices { difference |= x[index] ^ y[index] }
@@ -297,35 +301,55 @@ struct ParsedAuthorization {
                 "Unsupported AWS 'algorithm': '\(algorithm)'. Use AWS4-HMAC-SHA256."
             )
         }
-        // Byte-level split on ',' and '=' with spaces trimmed: this runs on every invocation.
-        var fields: [String: String] = [:]
-        for part in header.utf8.dropFirst(prefix.utf8.count).split(separator: UInt8(ascii: ",")) {
-            let trimmed = part.drop { $0 == UInt8(ascii: " ") }.reversed().drop { $0 == UInt8(ascii: " ") }.reversed()
-            let bytes = Array(trimmed)
-            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else {
+        // Byte-level split on ',' and '=' with spaces trimmed, keeping only the three fields SigV4 uses: this runs
+        // on every invocation.
+        var fields: (credential: String?, signature: String?, signedHeaders: String?) = (nil, nil, nil)
+        let utf8 = header.utf8
+        var index = utf8.index(utf8.startIndex, offsetBy: prefix.utf8.count)
+        while index < utf8.endIndex {
+            var end = index
+            while end < utf8.endIndex, utf8[end] != UInt8(ascii: ",") { end = utf8.index(after: end) }
+            var first = index
+            var last = end
+            while first < last, utf8[first] == UInt8(ascii: " ") { first = utf8.index(after: first) }
+            while last > first, utf8[utf8.index(before: last)] == UInt8(ascii: " ") { last = utf8.index(before: last) }
+            index = end < utf8.endIndex ? utf8.index(after: end) : end
+            guard first < last else { continue }
+            guard let equals = utf8[first..<last].firstIndex(of: UInt8(ascii: "=")) else {
                 throw SigV4Verifier.error(
                     "IncompleteSignatureException",
-                    "'\(String(decoding: bytes, as: UTF8.self))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
+                    "'\(String(header[first..<last]))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
                 )
             }
-            fields[String(decoding: bytes[..<equals], as: UTF8.self)] = String(
-                decoding: bytes[(equals + 1)...],
-                as: UTF8.self
-            )
+            let key = utf8[first..<equals]
+            let value = String(header[utf8.index(after: equals)..<last])
+            if key.elementsEqual("Credential".utf8) {
+                fields.credential = value
+            } else if key.elementsEqual("Signature".utf8) {
+                fields.signature = value
+            } else if key.elementsEqual("SignedHeaders".utf8) {
+                fields.signedHeaders = value
+            }
         }
-        var missing: [String] = []
-        for name in ["Credential", "Signature", "SignedHeaders"] where (fields[name] ?? "").isEmpty {
-            missing.append("Authorization header requires '\(name)' parameter.")
-        }
-        guard missing.isEmpty, let credential = fields["Credential"], let signature = fields["Signature"],
-            let signed = fields["SignedHeaders"]
+        guard let credential = fields.credential, !credential.isEmpty, let signature = fields.signature,
+            !signature.isEmpty, let signed = fields.signedHeaders, !signed.isEmpty
         else {
+            var missing: [String] = []
+            for (name, value) in [
+                ("Credential", fields.credential), ("Signature", fields.signature),
+                ("SignedHeaders", fields.signedHeaders),
+            ] where (value ?? "").isEmpty {
+                missing.append("Authorization header requires '\(name)' parameter.")
+            }
             throw SigV4Verifier.error(
                 "IncompleteSignatureException",
                 missing.joined(separator: " ") + " Authorization=\(header)"
             )
         }
-        let names = signed.split(separator: ";").map { $0.lowercased() }
+        let names = signed.split(separator: ";").map { name in
+            name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
+                ? name.lowercased() : String(name)
+        }
         guard names.contains("host") else {
             throw SigV4Verifier.error(
                 "InvalidSignatureException",

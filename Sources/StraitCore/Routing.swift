@@ -24,13 +24,24 @@ public struct InstanceRoute: Sendable {
     public let zone: String
     public let host: String
     public let port: Int
+    /// A Unix socket the instance also serves invocations on (built-in runtimes): the data plane uses it instead
+    /// of TCP, which saves the loopback TCP stack on every call.
+    public let unixSocket: String?
     public let outstanding: OutstandingRequests
 
-    public init(id: String, zone: String, host: String, port: Int, outstanding: OutstandingRequests) {
+    public init(
+        id: String,
+        zone: String,
+        host: String,
+        port: Int,
+        unixSocket: String? = nil,
+        outstanding: OutstandingRequests
+    ) {
         self.id = id
         self.zone = zone
         self.host = host
         self.port = port
+        self.unixSocket = unixSocket
         self.outstanding = outstanding
     }
 }

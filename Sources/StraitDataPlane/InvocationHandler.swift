@@ -301,6 +301,7 @@ public final class InvocationHandler: ChannelInboundHandler {
         loop.pool.send(
             host: instance.host,
             port: instance.port,
+            unixSocket: instance.unixSocket,
             head: upstreamHead,
             body: request.body,
             timeout: dataPlane.invocationTimeout

@@ -28,16 +28,18 @@ final class UpstreamPool {
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    /// Sends one request to `host:port` on a pooled or new connection and completes with the outcome.
+    /// Sends one request to `host:port` (or the instance's Unix socket) on a pooled or new connection and completes
+    /// with the outcome.
     func send(
         host: String,
         port: Int,
+        unixSocket: String? = nil,
         head: HTTPRequestHead,
         body: ByteBuffer,
         timeout: TimeAmount
     ) -> EventLoopFuture<UpstreamOutcome> {
         eventLoop.assertInEventLoop()
-        let key = "\(host):\(port)"
+        let key = unixSocket ?? "\(host):\(port)"
         while var channels = idle[key], let channel = channels.popLast() {
             idle[key] = channels
             if channel.isActive {
@@ -46,16 +48,22 @@ final class UpstreamPool {
         }
         let promise = eventLoop.makePromise(of: UpstreamOutcome.self)
         let pool = NIOLoopBound(self, eventLoop: eventLoop)
-        ClientBootstrap(group: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(2))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
-            .connect(host: host, port: port)
+        let connected: EventLoopFuture<any Channel>
+        if let unixSocket {
+            connected = bootstrap.connect(unixDomainSocketPath: unixSocket)
+        } else {
+            bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+            connected = bootstrap.connect(host: host, port: port)
+        }
+        connected
             .whenComplete { result in
                 switch result {
                 case .success(let channel):

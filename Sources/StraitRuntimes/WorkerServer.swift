@@ -54,20 +54,36 @@ public struct WorkerServer: Sendable {
         self.runtime = runtime
     }
 
-    /// Binds the listener and returns its channel; close it to stop serving.
+    /// Binds the TCP listener and returns its channel; close it to stop serving.
     public func start(group: MultiThreadedEventLoopGroup) async throws -> any Channel {
-        let runtime = self.runtime
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+        try await bootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port).get()
+    }
+
+    /// Binds a Unix socket listener at `path` (replacing a stale socket file), readable and writable by this user
+    /// only; close the channel to stop serving.
+    public func start(group: MultiThreadedEventLoopGroup, unixSocket path: String) async throws -> any Channel {
+        let channel = try await bootstrap(group: group)
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        guard chmod(path, 0o600) == 0 else {
+            channel.close(promise: nil)
+            throw IOError(errnoCode: errno, reason: "chmod \(path)")
+        }
+        return channel
+    }
+
+    private func bootstrap(group: MultiThreadedEventLoopGroup) -> ServerBootstrap {
+        let runtime = self.runtime
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(WorkerHandler(runtime: runtime))
                 }
             }
-            .bind(host: host, port: port).get()
     }
 }
 

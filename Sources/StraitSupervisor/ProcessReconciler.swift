@@ -66,6 +66,8 @@ struct Instance: Sendable {
     let zone: String
     let address: String
     let port: Int
+    /// The Unix socket a built-in runtime also listens on, if any.
+    let unixSocket: String?
     let process: InstanceProcess
     let outstanding = OutstandingRequests()
     let startedAt = Date()
@@ -73,7 +75,7 @@ struct Instance: Sendable {
     var restarts = 0
 
     var route: InstanceRoute {
-        InstanceRoute(id: id, zone: zone, host: address, port: port, outstanding: outstanding)
+        InstanceRoute(id: id, zone: zone, host: address, port: port, unixSocket: unixSocket, outstanding: outstanding)
     }
 }
 
@@ -530,6 +532,13 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         environment["STRAIT_BIND_ADDRESS"] = address
         environment["SM_MODEL_DIR"] = modelDirectory
         environment["PATH"] = environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        // Built-in runtimes also serve on a Unix socket (when its path fits sockaddr_un), which the data plane uses.
+        var unixSocket: String?
+        let socketPath = (base as NSString).appendingPathComponent("\(id).sock")
+        if image.executable == configuration.workerExecutable, socketPath.utf8.count < 100 {
+            unixSocket = socketPath
+            environment["STRAIT_UNIX_SOCKET"] = socketPath
+        }
         do {
             let process = try InstanceProcess(
                 id: id,
@@ -546,8 +555,19 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 ]
             )
             let event = ExitEvent(endpoint: endpoint, variant: variant.name, instanceID: id, zone: zone)
-            process.onExit { [exitContinuation] in exitContinuation.yield(event) }
-            return Instance(id: id, variant: variant.name, zone: zone, address: address, port: port, process: process)
+            process.onExit { [exitContinuation, unixSocket] in
+                if let unixSocket { unlink(unixSocket) }
+                exitContinuation.yield(event)
+            }
+            return Instance(
+                id: id,
+                variant: variant.name,
+                zone: zone,
+                address: address,
+                port: port,
+                unixSocket: unixSocket,
+                process: process
+            )
         } catch {
             usedAddresses.remove(address)
             throw error

@@ -168,14 +168,22 @@ struct Worker: AsyncParsableCommand {
             )
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let channel = try await WorkerServer(host: host, port: port, runtime: modelRuntime).start(group: group)
+        let server = WorkerServer(host: host, port: port, runtime: modelRuntime)
+        // The Unix socket first: once /ping answers on TCP, both listen.
+        var channels: [any Channel] = []
+        if let socket = environment["STRAIT_UNIX_SOCKET"], !socket.isEmpty {
+            channels.append(try await server.start(group: group, unixSocket: socket))
+        }
+        channels.append(try await server.start(group: group))
         var logger = Logger(label: "strait-worker")
         logger.logLevel = .notice
-        FileHandle.standardOutput.write(Data("strait worker (\(runtime)) listening on \(host):\(port)\n".utf8))
-        let service = ChannelService(channel: channel)
+        let socketNote = environment["STRAIT_UNIX_SOCKET"].map { $0.isEmpty ? "" : " and \($0)" } ?? ""
+        FileHandle.standardOutput.write(
+            Data("strait worker (\(runtime)) listening on \(host):\(port)\(socketNote)\n".utf8)
+        )
         try await ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: service)],
+                services: channels.map { .init(service: ChannelService(channel: $0)) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -184,7 +192,7 @@ struct Worker: AsyncParsableCommand {
     }
 }
 
-/// Keeps a listening channel open until graceful shutdown.
+/// Keeps a listening channel open until graceful shutdown (or until it closes).
 struct ChannelService: Service {
     let channel: any Channel
 
