@@ -129,7 +129,7 @@ public enum SigV4 {
         out.append(UInt8(ascii: "\n"))
         out.append(contentsOf: scope.utf8)
         out.append(UInt8(ascii: "\n"))
-        appendHex(SHA256.hash(data: canonicalRequest), to: &out)
+        appendHex(canonicalRequest.withUnsafeBytes { sha256($0) }, to: &out)
         return out
     }
 
@@ -160,8 +160,15 @@ public enum SigV4 {
     public static func hexSHA256(_ bytes: UnsafeRawBufferPointer) -> String {
         var out = [UInt8]()
         out.reserveCapacity(64)
-        appendHex(SHA256.hash(data: bytes), to: &out)
+        appendHex(sha256(bytes), to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// SHA-256 through the non-generic buffer API (no `DataProtocol` dispatch on the hot path).
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> SHA256.Digest {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: bytes)
+        return hasher.finalize()
     }
 
     static func hex(_ bytes: [UInt8]) -> String {

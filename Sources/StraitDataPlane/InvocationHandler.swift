@@ -168,7 +168,7 @@ public final class InvocationHandler: ChannelInboundHandler {
             method: request.head.method.rawValue,
             target: request.head.uri,
             headers: request.head.headers.map { ($0.name, $0.value) },
-            body: request.body.readableBytesView
+            payloadHash: request.body.withUnsafeReadableBytes { SigV4.hexSHA256($0) }
         )
         _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)
         let name = String(request.endpoint)

@@ -94,7 +94,11 @@ public final class HTTPServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                    // Every header written is Strait's own or was parsed from a request or an instance's answer.
+                    try pipeline.configureHTTPServerPipeline(
+                        withErrorHandling: true,
+                        withOutboundHeaderValidation: false
+                    )
                     try pipeline.addHandler(ConnectionTracker(activity: activity))
                     if let dataPlane {
                         try pipeline.addHandler(
