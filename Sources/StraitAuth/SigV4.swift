@@ -14,6 +14,9 @@ public struct SignableRequest: Sendable {
     }
     /// Lowercase hex SHA-256 of the body.
     public var payloadHash: String
+    /// S3's rule: the path is already URI-encoded once and is used as the canonical URI as it is (no second
+    /// encoding, no removal of dot or empty segments). Every other service normalises and encodes it.
+    public var pathIsCanonical = false
 
     public init(
         method: String,
@@ -88,7 +91,11 @@ public enum SigV4 {
         out.reserveCapacity(512)
         out.append(contentsOf: request.method.utf8)
         out.append(UInt8(ascii: "\n"))
-        appendCanonicalURI(request.path, to: &out)
+        if request.pathIsCanonical {
+            out.append(contentsOf: request.path.utf8)
+        } else {
+            appendCanonicalURI(request.path, to: &out)
+        }
         out.append(UInt8(ascii: "\n"))
         if !request.query.isEmpty { out.append(contentsOf: canonicalQuery(request.query).utf8) }
         out.append(UInt8(ascii: "\n"))

@@ -11,6 +11,12 @@ public struct XGBoostRuntime: ModelRuntime {
 
     /// Loads the model from `modelDirectory`; the error says what is wrong with the directory or the file.
     public init(modelDirectory: String, environment: [String: String]) throws(XGBoostModel.LoadError) {
+        // Script mode (a user's inference.py) needs the real container; saying so beats ignoring the script.
+        if let program = environment["SAGEMAKER_PROGRAM"], !program.isEmpty {
+            throw XGBoostModel.LoadError(
+                "SAGEMAKER_PROGRAM=\(program) asks for XGBoost script mode, which the built-in runtime does not run: it serves the model file as the SageMaker XGBoost container does in algorithm mode. Remove SAGEMAKER_PROGRAM, or deploy the container image through a Docker engine."
+            )
+        }
         let file = try Self.modelFile(in: modelDirectory)
         guard let data = FileManager.default.contents(atPath: file) else {
             throw XGBoostModel.LoadError("Cannot read the model file \(file).")

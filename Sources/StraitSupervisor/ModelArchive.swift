@@ -47,8 +47,12 @@ public struct ModelArchive: Sendable {
         let chunk = 64 * 1024
         var compressed = [UInt8](repeating: 0, count: chunk)
         var plain = [UInt8](repeating: 0, count: 4 * chunk)
+        // Every inflated byte counts, skipped entries too, so a gzip bomb of metadata ends early.
+        let inflateLimit = maximumBytes.multipliedReportingOverflow(by: 2).overflow ? Int64.max : maximumBytes * 2
+        var inflated: Int64 = 0
+        var sawStreamEnd = false
         var finished = false
-        while !finished {
+        reading: while !finished {
             let count = compressed.withUnsafeMutableBytes { fread($0.baseAddress, 1, chunk, input) }
             if count == 0 {
                 guard ferror(input) == 0 else { throw Failure("Cannot read \(archive).") }
@@ -78,15 +82,24 @@ public struct ModelArchive: Sendable {
                     }
                 }
                 try fed.get()
-                if reader.isFinished { finished = true }
+                inflated += Int64(produced)
+                guard inflated <= inflateLimit else {
+                    throw Failure("The archive inflates to more than \(inflateLimit) bytes.")
+                }
+                if reader.isFinished {
+                    finished = true
+                    break reading  // whatever follows the tar's end is ignored
+                }
                 if status == Z_STREAM_END {
-                    // A concatenated gzip member may follow; anything else after the end is ignored.
+                    sawStreamEnd = true
+                    // A concatenated gzip member may follow.
                     guard offset < count, inflateReset(&stream) == Z_OK else { break }
                 }
                 if status == Z_BUF_ERROR && produced == 0 { break }
             }
         }
-        guard reader.isFinished || reader.isAtEntryBoundary else {
+        // Without the tar's end-of-archive blocks, the gzip stream must at least have ended (its CRC checked).
+        guard reader.isFinished || (sawStreamEnd && reader.isAtEntryBoundary) else {
             throw Failure("The archive is truncated.")
         }
     }
@@ -125,9 +138,19 @@ struct TarReader {
 
     var isAtEntryBoundary: Bool { remaining == 0 && padding == 0 && header.isEmpty && entries > 0 }
 
+    /// Closes the file being written, ignoring errors: for failure paths.
     mutating func closeOpenFile() {
         if let file { fclose(file) }
         file = nil
+    }
+
+    /// Closes the file just written; a failed flush (a full disk) is an error, not a short model file.
+    private mutating func finishFile() throws(ModelArchive.Failure) {
+        guard let handle = file else { return }
+        file = nil
+        guard fclose(handle) == 0 else {
+            throw ModelArchive.Failure("Cannot write the model directory: \(String(cString: strerror(errno))).")
+        }
     }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(ModelArchive.Failure) {
@@ -170,7 +193,7 @@ struct TarReader {
 
     private mutating func finishEntry() throws(ModelArchive.Failure) {
         switch target {
-        case .file: closeOpenFile()
+        case .file: try finishFile()
         case .longName: longName = Array(metadata.prefix { $0 != 0 })
         case .longLink: longLink = Array(metadata.prefix { $0 != 0 })
         case .pax: try parsePax()
@@ -221,6 +244,13 @@ struct TarReader {
         }
 
         let rawName = longName ?? Self.ustarName(block)
+        guard rawName.count <= Self.maximumPathBytes, !rawName.contains(0),
+            (longLink?.count ?? 0) <= Self.maximumPathBytes,
+            !(paxPath ?? "").utf8.contains(0), !(paxLinkPath ?? "").utf8.contains(0),
+            (paxPath?.utf8.count ?? 0) <= Self.maximumPathBytes, (paxLinkPath?.utf8.count ?? 0) <= Self.maximumPathBytes
+        else {
+            throw ModelArchive.Failure("The archive has an entry name that is too long or holds a NUL byte; refused.")
+        }
         let rawLink = longLink ?? Array(block[157..<257].prefix { $0 != 0 })
         let name = paxPath ?? String(decoding: rawName, as: UTF8.self)
         let linkName = paxLinkPath ?? String(decoding: rawLink, as: UTF8.self)
@@ -243,16 +273,20 @@ struct TarReader {
         let mode = mode_t(Self.octal(block[100..<108]) ?? 0o644)
         switch type {
         case 0, UInt8(ascii: "0"), UInt8(ascii: "7"):
-            written += size
-            guard written <= maximumBytes else {
+            guard size <= maximumBytes - written else {
                 throw ModelArchive.Failure(
                     "The archive's content exceeds the model data limit of \(maximumBytes) bytes."
                 )
             }
+            written += size
             try makeParents(components)
             unlink(path)
             let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644 | (mode & 0o111))
-            guard descriptor >= 0, let handle = fdopen(descriptor, "wb") else {
+            guard descriptor >= 0 else {
+                throw ModelArchive.Failure("Cannot create \(relative): \(String(cString: strerror(errno))).")
+            }
+            guard let handle = fdopen(descriptor, "wb") else {
+                close(descriptor)
                 throw ModelArchive.Failure("Cannot create \(relative): \(String(cString: strerror(errno))).")
             }
             file = handle
@@ -261,7 +295,7 @@ struct TarReader {
             try makeParents(components + ["."])
             target = .skip
         case UInt8(ascii: "2"):
-            guard !linkName.hasPrefix("/"), Self.staysInside(linkName, from: components.dropLast()) else {
+            guard !linkName.hasPrefix("/"), staysInside(linkName, from: Array(components.dropLast())) else {
                 throw ModelArchive.Failure(
                     "The archive's link \(name) -> \(linkName) leaves the model directory; refused."
                 )
@@ -291,9 +325,15 @@ struct TarReader {
         if remaining == 0 { try finishEntry() }
     }
 
-    /// Whether a parent directory of the path is a link this archive created.
+    /// Whether a parent directory of the path is a link this archive created. Linear in the path's length.
     private func passesThroughLink(_ components: [String]) -> Bool {
-        (1..<max(components.count, 1)).contains { links.contains(components.prefix($0).joined(separator: "/")) }
+        guard !links.isEmpty, components.count > 1 else { return false }
+        var prefix = ""
+        for component in components.dropLast() {
+            prefix += prefix.isEmpty ? component : "/" + component
+            if links.contains(prefix) { return true }
+        }
+        return false
     }
 
     /// The entry's path as components, or nil for the root itself. Absolute paths and `..` are refused.
@@ -329,15 +369,17 @@ struct TarReader {
         }
     }
 
-    /// Whether a relative link target, resolved from the link's directory, stays inside the root.
-    static func staysInside(_ target: String, from directory: ArraySlice<String>) -> Bool {
-        var depth = directory.count
+    /// Whether a relative link target, resolved from the link's directory, stays inside the root. The walk is by
+    /// name, so it also refuses to pass through a link this archive made (where `..` would mean something else).
+    func staysInside(_ target: String, from directory: [String]) -> Bool {
+        var path = directory
         for component in target.split(separator: "/") where component != "." {
             if component == ".." {
-                depth -= 1
-                if depth < 0 { return false }
+                guard !path.isEmpty else { return false }
+                path.removeLast()
             } else {
-                depth += 1
+                path.append(String(component))
+                if links.contains(path.joined(separator: "/")) { return false }
             }
         }
         return true
@@ -347,9 +389,11 @@ struct TarReader {
         var index = 0
         while index < metadata.count {
             var space = index
-            while space < metadata.count, metadata[space] != UInt8(ascii: " ") { space += 1 }
-            guard let length = Int(String(decoding: metadata[index..<space], as: UTF8.self)), length > 0,
-                index + length <= metadata.count, space < index + length
+            while space < metadata.count, space - index < 20, metadata[space] != UInt8(ascii: " ") { space += 1 }
+            // "<length> <key>=<value>\n", the length counting the whole record.
+            guard space < metadata.count, let length = Int(String(decoding: metadata[index..<space], as: UTF8.self)),
+                length > space - index + 1, length <= metadata.count - index,
+                metadata[index + length - 1] == UInt8(ascii: "\n")
             else { throw ModelArchive.Failure("The archive has a malformed pax header.") }
             let record = String(decoding: metadata[(space + 1)..<(index + length - 1)], as: UTF8.self)
             if let equals = record.firstIndex(of: "=") {
@@ -376,6 +420,9 @@ struct TarReader {
         let prefix = Array(block[345..<500].prefix { $0 != 0 })
         return prefix.isEmpty ? name : prefix + [UInt8(ascii: "/")] + name
     }
+
+    /// The longest entry or link name accepted (PATH_MAX).
+    static let maximumPathBytes = 4096
 
     /// An octal header field (NUL or space terminated).
     static func octal(_ field: ArraySlice<UInt8>) -> Int64? {

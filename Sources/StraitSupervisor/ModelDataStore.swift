@@ -11,6 +11,8 @@ public struct ModelDataConfiguration: Sendable {
     public var s3EndpointURL: String?
     /// Credentials that sign S3 requests; nil sends them unsigned.
     public var s3Credentials: Credentials?
+    /// The session token of temporary credentials (`AWS_SESSION_TOKEN`), sent as `x-amz-security-token`.
+    public var s3SessionToken: String?
     public var region: String
     /// The largest model data, compressed or unpacked.
     public var maximumBytes: Int64
@@ -20,17 +22,19 @@ public struct ModelDataConfiguration: Sendable {
     public init(
         s3EndpointURL: String? = nil,
         s3Credentials: Credentials? = nil,
+        s3SessionToken: String? = nil,
         region: String = "us-east-1",
         maximumBytes: Int64 = defaultMaximumBytes
     ) {
         self.s3EndpointURL = s3EndpointURL
         self.s3Credentials = s3Credentials
+        self.s3SessionToken = s3SessionToken
         self.region = region
         self.maximumBytes = maximumBytes
     }
 
     /// From the environment, as the AWS SDKs read it: `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`,
-    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
     public static func fromEnvironment(
         _ environment: [String: String],
         region: String,
@@ -46,6 +50,8 @@ public struct ModelDataConfiguration: Sendable {
         return ModelDataConfiguration(
             s3EndpointURL: endpointURL ?? environment["AWS_ENDPOINT_URL_S3"] ?? environment["AWS_ENDPOINT_URL"],
             s3Credentials: credentials,
+            s3SessionToken: credentials == nil
+                ? nil : environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
             region: region,
             maximumBytes: maximumBytes
         )
@@ -68,6 +74,11 @@ public actor ModelDataStore {
     public init(dataDirectory: String, configuration: ModelDataConfiguration) {
         self.root = (dataDirectory as NSString).appendingPathComponent("models")
         self.configuration = configuration
+        // Fetches cut short by a crash leave their staging directories behind.
+        let manager = FileManager.default
+        for name in (try? manager.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(".staging-") {
+            try? manager.removeItem(atPath: (root as NSString).appendingPathComponent(name))
+        }
     }
 
     /// The model directory for `url`, fetched now unless an earlier call already did. Local sources are keyed
@@ -82,7 +93,7 @@ public actor ModelDataStore {
                 try await Self.fetch(url, into: destination, root: root, configuration: configuration)
             }
         inFlight[destination] = task
-        defer { inFlight[destination] = nil }
+        defer { if inFlight[destination] == task { inFlight[destination] = nil } }
         do {
             return try await task.value
         } catch let failure as Failure {
@@ -103,7 +114,11 @@ public actor ModelDataStore {
     static func localPath(_ url: String) -> String? {
         if url.hasPrefix("/") { return url }
         guard url.hasPrefix("file://") else { return nil }
-        return URL(string: url)?.path ?? String(url.dropFirst("file://".count))
+        // file:///path or file://localhost/path; any other host is not this machine's file.
+        let rest = url.dropFirst("file://".count)
+        if rest.hasPrefix("/") { return URL(string: url)?.path ?? String(rest) }
+        if rest.hasPrefix("localhost/") { return URL(string: url)?.path ?? String(rest.dropFirst("localhost".count)) }
+        return ""
     }
 
     private static func fetch(
@@ -122,12 +137,15 @@ public actor ModelDataStore {
         let source: String
         var downloaded = false
         if let path = localPath(url) {
+            guard !path.isEmpty else {
+                throw Failure(reason: "The model data URL \(url) names a host: file:// URLs must be file:///path.")
+            }
             var isDirectory: ObjCBool = false
             guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else {
                 throw Failure(reason: "Could not find model data at \(url): \(path) does not exist.")
             }
             if isDirectory.boolValue {
-                try manager.copyItem(atPath: path, toPath: unpacked)
+                try await offThePool { try manager.copyItem(atPath: path, toPath: unpacked) }
                 return try publish(unpacked, as: destination)
             }
             source = path
@@ -145,23 +163,42 @@ public actor ModelDataStore {
         try manager.createDirectory(atPath: unpacked, withIntermediateDirectories: false)
         if ModelArchive.isGzip(source) {
             do {
-                try ModelArchive(maximumBytes: configuration.maximumBytes).extract(archive: source, into: unpacked)
-            } catch {
+                // Unpacking is long, blocking work: on a thread of its own, not the concurrency pool's.
+                try await offThePool { () throws(ModelArchive.Failure) in
+                    try ModelArchive(maximumBytes: configuration.maximumBytes).extract(archive: source, into: unpacked)
+                }
+            } catch let error as ModelArchive.Failure {
                 throw Failure(
                     reason:
                         "Failed to extract model data archive from URL \"\(url)\". Please ensure that the object located at the URL is a valid tar.gz archive: \(error.message)"
                 )
             }
         } else {
-            let name = (URL(string: url)?.lastPathComponent).flatMap { $0.isEmpty || $0 == "/" ? nil : $0 } ?? "model"
+            let last = URL(string: url)?.lastPathComponent ?? ""
+            let name = last.isEmpty || last == "/" || last == "." || last == ".." || last.contains("/") ? "model" : last
             let target = (unpacked as NSString).appendingPathComponent(name)
             if downloaded {
                 try manager.moveItem(atPath: source, toPath: target)
             } else {
-                try manager.copyItem(atPath: source, toPath: target)
+                try await offThePool { try manager.copyItem(atPath: source, toPath: target) }
             }
         }
         return try publish(unpacked, as: destination)
+    }
+
+    /// Runs blocking file work on a Dispatch thread and waits for it without holding a concurrency-pool thread.
+    private static func offThePool<Failure: Error>(_ work: @escaping @Sendable () throws(Failure) -> Void) async throws
+    {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global().async {
+                do {
+                    try work()
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
     }
 
     private static func publish(_ unpacked: String, as destination: String) throws -> String {
@@ -192,13 +229,18 @@ public actor ModelDataStore {
             request = URLRequest(url: requestURL)
             let hostHeader = endpointURL.port.map { "\(host):\($0)" } ?? host
             request.setValue(hostHeader, forHTTPHeaderField: "host")
+            var signedHeaders: [(name: String, value: String)] = [("host", hostHeader)]
+            if let token = configuration.s3SessionToken {
+                signedHeaders.append(("x-amz-security-token", token))
+                request.setValue(token, forHTTPHeaderField: "x-amz-security-token")
+            }
             if let credentials = configuration.s3Credentials {
                 let signer = SigV4Signer(credentials: credentials, region: configuration.region, service: "s3")
                 let basePath = endpointURL.path.trimmingSuffix("/")
                 for (name, value) in signer.sign(
                     method: "GET",
                     path: basePath + objectPath,
-                    headers: [("host", hostHeader)],
+                    headers: signedHeaders,
                     body: []
                 ) {
                     request.setValue(value, forHTTPHeaderField: name)

@@ -167,7 +167,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private func monitorHealth() async {
         let probe = self.probe
         while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.healthCheckInterval)
+            do { try await Task.sleep(for: configuration.healthCheckInterval) } catch { return }
             let serving = fleets.flatMap { endpoint, variants in
                 variants.values.flatMap { fleet in fleet.instances.map { (endpoint, fleet.spec.name, $0) } }
             }
@@ -200,6 +200,14 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             else {  // stopped or replaced meanwhile
                 failedPings[id] = nil
                 outOfService.remove(id)
+                continue
+            }
+            // A busy instance (a call in flight) may be too busy to answer /ping: that does not count towards
+            // stopping it, and it leaves routing only while another instance of its variant can take the calls. A
+            // hung one is still found: its calls end at the invocation timeout, then its pings count.
+            if !answer.healthy, answer.instance.outstanding.value > 0 {
+                let othersServe = fleet.instances.contains { $0.id != id && !outOfService.contains($0.id) }
+                if othersServe, outOfService.insert(id).inserted { changed = true }
                 continue
             }
             if answer.healthy {
@@ -250,9 +258,13 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     /// An instance of a serving fleet ended: it leaves the routing snapshot at once, and a new instance in the same
     /// zone takes its place once healthy, retried with back-off (1 s doubling to 60 s) while the fleet still wants it.
     private func replace(_ event: ExitEvent) async {
-        guard var fleet = fleets[event.endpoint]?[event.variant] else { return }  // torn down
+        guard var fleet = fleets[event.endpoint]?[event.variant] else {  // torn down
+            forgetHealth(of: [event.instanceID])
+            return
+        }
         if let index = fleet.instances.firstIndex(where: { $0.id == event.instanceID }) {
             let dead = fleet.instances.remove(at: index)
+            forgetHealth(of: [dead.id])
             restartCounts[dead.id] = dead.restarts
             fleets[event.endpoint]?[event.variant] = fleet
             usedAddresses.remove(dead.address)
@@ -266,6 +278,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 ]
             )
         } else if fleet.instances.count >= fleet.spec.instanceCount {
+            forgetHealth(of: [event.instanceID])
             return  // stopped on purpose (scale-in, update, failed deployment): nothing is missing
         }
         // Otherwise a deployment dropped it from the fleet while it waited: still missing, so replace it.
@@ -469,8 +482,19 @@ public actor ProcessReconciler: InstanceReconciler, Service {
 
     public func tearDown(endpoint: String) async {
         guard let current = fleets.removeValue(forKey: endpoint) else { return }
+        let instances = current.values.flatMap(\.instances)
+        forgetHealth(of: instances.map(\.id))
         publishRoutes()
-        await stop(current.values.flatMap(\.instances))
+        await stop(instances)
+    }
+
+    /// Drops the health and restart bookkeeping of instances that are gone.
+    private func forgetHealth(of ids: [String]) {
+        for id in ids {
+            failedPings[id] = nil
+            outOfService.remove(id)
+            restartCounts[id] = nil
+        }
     }
 
     /// Builds the routing snapshot from the fleets that serve now and hands it to the data plane.

@@ -128,8 +128,15 @@ public enum PayloadParser {
                             "Unable to parse the libsvm payload: line \(line + 1), '\(text(bytes, index, tokenEnd))' is not index:value."
                         )
                     }
+                    // Past the model's features even as a 1-based index: refused before anything is stored.
+                    guard feature <= featureCount else {
+                        throw PayloadError(
+                            "Feature size of libsvm inference data \(feature + 1) is larger than feature size of trained model \(featureCount)."
+                        )
+                    }
                     smallestIndex = min(smallestIndex, feature)
                     largestIndex = max(largestIndex, feature)
+                    guard line < Int(Int32.max) else { throw PayloadError("The libsvm payload has too many lines.") }
                     entries.append((Int32(line), Int32(feature), value))
                 }
                 index = tokenEnd
@@ -145,6 +152,14 @@ public enum PayloadParser {
         }
         var matrix = FeatureMatrix(featureCount: featureCount)
         let rowCount = Int(entries.last?.row ?? -1) + 1
+        // Rows are predicted dense: bound the cells a sparse payload (or a run of blank lines) may ask for.
+        guard rowCount.multipliedReportingOverflow(by: featureCount).partialValue <= maximumDenseCells,
+            !rowCount.multipliedReportingOverflow(by: featureCount).overflow
+        else {
+            throw PayloadError(
+                "The libsvm payload has \(rowCount) rows of \(featureCount) features, more than \(maximumDenseCells) values: send fewer rows per request."
+            )
+        }
         matrix.values = [Float](repeating: .nan, count: rowCount * featureCount)
         matrix.rowCount = rowCount
         for entry in entries {
@@ -180,6 +195,9 @@ public enum PayloadParser {
             return nil
         }
     }
+
+    /// The most values (rows × features) one request may expand to: 128 MiB of Float.
+    public static let maximumDenseCells = 1 << 25
 
     static func featureCountError(found: Int, expected: Int, line: Int) -> PayloadError {
         PayloadError(

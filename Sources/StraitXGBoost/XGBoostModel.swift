@@ -77,6 +77,8 @@ public struct XGBoostModel: Sendable {
 
     /// The largest category value a categorical split may name (XGBoost's own bound is 2^24 - 1).
     static let maximumCategory = (1 << 24) - 1
+    /// The most bit-set words all categorical splits of a model may take together (64 MiB).
+    static let maximumCategoryWords = 1 << 24
 }
 
 // MARK: - Loading
@@ -279,11 +281,17 @@ extension XGBoostModel {
             guard node >= 0, node < nodeCount, start >= 0, size >= 0, start <= categories.count - size else {
                 throw LoadError("Categorical split \(entry) points outside the tree or its categories.")
             }
+            guard categoryRangeOfNode[node] == nil else {
+                throw LoadError("Node \(node) has its categories listed twice.")
+            }
             let values = categories[start..<start + size]
             guard values.allSatisfy({ $0 >= 0 && $0 <= maximumCategory }) else {
                 throw LoadError("A categorical split names a category outside 0...\(maximumCategory).")
             }
             let wordCount = (values.max() ?? -1) / 32 + 1
+            guard forest.categoryBits.count + wordCount <= Self.maximumCategoryWords else {
+                throw LoadError("The model's categorical splits name too many categories.")
+            }
             var bits = [UInt32](repeating: 0, count: wordCount)
             for value in values { bits[value / 32] |= 1 << UInt32(value % 32) }
             categoryRangeOfNode[node] = Int32(forest.categoryRanges.count)

@@ -72,7 +72,9 @@ struct Serve: AsyncParsableCommand {
         guard let (host, port) = parseListenAddress(listen) else {
             throw ValidationError("--listen must be HOST:PORT, for example 127.0.0.1:8400; got '\(listen)'.")
         }
-        guard maxModelDataMib > 0 else { throw ValidationError("--max-model-data-mib must be 1 or more.") }
+        guard maxModelDataMib > 0, maxModelDataMib <= Int(Int64.max >> 21) else {
+            throw ValidationError("--max-model-data-mib must be between 1 and \(Int64.max >> 21).")
+        }
         guard (1...3600).contains(startupHealthCheckTimeout) else {
             throw ValidationError("--startup-health-check-timeout must be between 1 and 3600 seconds.")
         }
@@ -167,7 +169,8 @@ struct Worker: AsyncParsableCommand {
                 "Unknown runtime '\(runtime)'. Available: \(EchoRuntime.name), \(XGBoostRuntime.name)."
             )
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // One loop per core: a long prediction on one loop leaves /ping (and other calls) to the others.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(host: host, port: port, runtime: modelRuntime)
         // The Unix socket first: once /ping answers on TCP, both listen.
         var channels: [any Channel] = []

@@ -365,6 +365,31 @@ extension TestSigner: CustomTestStringConvertible {
     }
 }
 
+extension SigV4SignerTests {
+    /// S3 signs the once-encoded path as sent (found by review: it was encoded twice, so keys with a space, `+` or
+    /// `=` got SignatureDoesNotMatch from a real S3). The expected header is botocore's S3SigV4Auth for the same request.
+    @Test func s3SignsTheEncodedPathAsSent() throws {
+        let credentials = Credentials(
+            accessKeyID: "AKIDEXAMPLE",
+            secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+        )
+        let date = try #require(SigV4Verifier.parseAmzDate("20261129T120000Z"))
+        let signer = SigV4Signer(credentials: credentials, region: "us-east-1", service: "s3")
+        let headers = signer.sign(
+            method: "GET",
+            path: "/models/xgb/run%201/a%2Bb%3Dc/model.tar.gz",
+            headers: [("host", "127.0.0.1:9000")],
+            body: [],
+            date: date
+        )
+        let authorization = headers.first { $0.name == "authorization" }?.value
+        #expect(
+            authorization
+                == "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261129/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=f28ace11ba69bb017eb771f1588fd615b07ded1c0ac951e6f3417a50a48e94cb"
+        )
+    }
+}
+
 private struct FixedSignerClock: WallClock {
     let date: Date
     func now() -> Date { date }

@@ -91,18 +91,45 @@ private func failure(_ tar: [UInt8], limit: Int64 = 1 << 20, compress: Bool = tr
         #expect(!FileManager.default.fileExists(atPath: root + "/ignored-name"))
     }
 
-    @Test(arguments: [
-        (entry("../up", [1]), "(..)"),
-        (entry("/abs", [1]), "absolute path"),
-        (entry("a/../../up", [1]), "(..)"),
-        (entry("out", type: "2", link: "../x"), "leaves the model directory"),
-        (entry("out", type: "2", link: "/etc/passwd"), "leaves the model directory"),
-        (entry("d", type: "2", link: "sub") + entry("d/file", [1]), "through a link"),
-        (entry("h", type: "1", link: "../x"), "(..)"),
-        (entry("dev", type: "3"), "special file"),
-        (entry("big", [UInt8](repeating: 7, count: 3000)), "exceeds the model data limit"),
-        (entry("x", Array("bad pax".utf8), type: "x"), "malformed pax"),
-    ])
+    /// Archives that must be refused, with a part of the reason.
+    static let hostile: [(tar: [UInt8], reason: String)] = {
+        var cases: [(tar: [UInt8], reason: String)] = []
+        cases.append((entry("../up", [1]), "(..)"))
+        cases.append((entry("/abs", [1]), "absolute path"))
+        cases.append((entry("a/../../up", [1]), "(..)"))
+        cases.append((entry("out", type: "2", link: "../x"), "leaves the model directory"))
+        cases.append((entry("out", type: "2", link: "/etc/passwd"), "leaves the model directory"))
+        cases.append((entry("d", type: "2", link: "sub") + entry("d/file", [1]), "through a link"))
+        cases.append((entry("h", type: "1", link: "../x"), "(..)"))
+        cases.append((entry("dev", type: "3"), "special file"))
+        cases.append((entry("big", [UInt8](repeating: 7, count: 3000)), "exceeds the model data limit"))
+        cases.append((entry("x", Array("bad pax".utf8), type: "x"), "malformed pax"))
+        // Found by review: a chain of inner links that climbs out, overflowing sizes, short pax records, NULs,
+        // names long enough to make a quadratic check hang.
+        cases.append(
+            (entry("b", type: "2", link: ".") + entry("up", type: "2", link: "b/.."), "leaves the model directory")
+        )
+        cases.append(
+            (
+                entry("a", [1]) + entry("p", Array("28 size=9223372036854775807\n".utf8), type: "x") + header("b"),
+                "exceeds"
+            )
+        )
+        cases.append((entry("p", Array("2 ".utf8), type: "x"), "malformed pax"))
+        cases.append((entry("p", Array("6 a=b\n9223372036854775807 x".utf8), type: "x"), "malformed pax"))
+        cases.append(
+            (entry("p", Array("19 linkpath=..\0x/y\n".utf8), type: "x") + entry("l", type: "2", link: "x"), "NUL byte")
+        )
+        cases.append(
+            (
+                entry("././@LongLink", Array((String(repeating: "a/", count: 3000) + "f\0").utf8), type: "L")
+                    + entry("f", [1]), "too long"
+            )
+        )
+        return cases
+    }()
+
+    @Test(arguments: Self.hostile)
     func refusesWhatCouldEscapeOrOverflow(_ tar: [UInt8], _ message: String) {
         let reason = failure(tar + end, limit: 2048)
         #expect(reason?.contains(message) == true, "\(reason ?? "extracted")")

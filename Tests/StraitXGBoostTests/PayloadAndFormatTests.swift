@@ -85,6 +85,17 @@ private func same(_ lhs: [Float], _ rhs: [Float]) -> Bool {
         #expect(same(oneBased.values, [.nan, .nan, 1, .nan, .nan, .nan, 2, .nan, .nan]))
     }
 
+    @Test func libsvmBoundsBeforeStoring() throws {
+        // An index past Int32 (found by review: it trapped) and a body of blank lines that would expand to 10^8 values.
+        #expect(throws: PayloadError.self) { try libsvm("1 3000000000:1", features: 3) }
+        let blankLines = String(repeating: "\n", count: 100_000) + "0:1"
+        #expect {
+            try libsvm(blankLines, features: 1000)
+        } throws: { error in
+            (error as? PayloadError)?.message.contains("send fewer rows per request") == true
+        }
+    }
+
     @Test(arguments: [("0:1 5:1", "larger than feature size"), ("1:x", "not index:value"), ("a:1", "not index:value")])
     func libsvmErrors(_ text: String, _ message: String) {
         #expect {

@@ -166,6 +166,10 @@ private func predict(_ model: XGBoostModel, _ rows: [[Float]]) -> [Float] {
         (#""num_nodes": "3""#, #""num_nodes": "4""#, "the tree has 4 nodes"),
         (#""categories_sizes": [2]"#, #""categories_sizes": [9]"#, "outside the tree or its categories"),
         (#""categories": [1, 3]"#, #""categories": [1, 99999999]"#, "category outside"),
+        (
+            #""categories_nodes": [0], "categories_segments": [0], "categories_sizes": [2]"#,
+            #""categories_nodes": [0, 0], "categories_segments": [0, 0], "categories_sizes": [2, 2]"#, "listed twice"
+        ),
         (#""tree_info": [0, 0]"#, #""tree_info": [0, 3]"#, "belongs to output 3"),
         (#""name": "reg:squarederror""#, #""name": "reg:fancy""#, "Unsupported objective"),
         (#""base_score": "5E-1""#, #""base_score": "[x]""#, "base_score"),

@@ -337,3 +337,11 @@ def test_model_directory_errors(worker_factory, tmp_path):
     worker = worker_factory(several, ready=False)
     assert worker.process.wait(timeout=30) == 1
     assert b"holds several files" in worker.process.stderr.read()
+
+
+def test_script_mode_is_refused_with_a_reason(models, worker_factory, tmp_path):
+    directory = save(models["binary-logistic"], tmp_path / "script", "json")
+    worker = worker_factory(directory, env={"SAGEMAKER_PROGRAM": "inference.py"}, ready=False)
+    assert worker.process.wait(timeout=30) == 1
+    stderr = worker.process.stderr.read()
+    assert b"script mode" in stderr and b"SAGEMAKER_PROGRAM=inference.py" in stderr, stderr
