@@ -28,6 +28,8 @@ public struct InstanceRoute: Sendable {
     /// of TCP, which saves the loopback TCP stack on every call.
     public let unixSocket: String?
     public let outstanding: OutstandingRequests
+    /// Calls in flight at which the instance counts as full: a zonal endpoint then looks to other zones.
+    public let capacity: Int
 
     public init(
         id: String,
@@ -35,7 +37,8 @@ public struct InstanceRoute: Sendable {
         host: String,
         port: Int,
         unixSocket: String? = nil,
-        outstanding: OutstandingRequests
+        outstanding: OutstandingRequests,
+        capacity: Int = .max
     ) {
         self.id = id
         self.zone = zone
@@ -43,7 +46,10 @@ public struct InstanceRoute: Sendable {
         self.port = port
         self.unixSocket = unixSocket
         self.outstanding = outstanding
+        self.capacity = capacity
     }
+
+    var hasCapacity: Bool { outstanding.value < capacity }
 }
 
 /// A production variant as the data plane sees it.
@@ -119,8 +125,10 @@ public enum Router {
 
     /// The instance a call goes to within a variant.
     ///
-    /// A zonal endpoint (`zone` set) picks among its own zone's instances and spills to the others only when its
-    /// zone has none left; the regional endpoint (`zone` nil) picks across all zones. Instances in `excluded`
+    /// A zonal endpoint (`zone` set) picks among its own zone's instances that have capacity (fewer calls in flight
+    /// than ``InstanceRoute/capacity``) and spills to other zones' instances with capacity only when its zone has
+    /// none; when no instance anywhere has capacity, the call queues in its own zone rather than fail. The regional
+    /// endpoint (`zone` nil) picks across all zones, preferring instances with capacity. Instances in `excluded`
     /// (tried already in this call) are skipped.
     /// - Returns: the instance's index in the variant, or nil when no instance is left.
     public static func chooseInstance(
@@ -132,17 +140,22 @@ public enum Router {
         let instances = variant.instances
         var candidates: [Int] = []
         candidates.reserveCapacity(instances.count)
-        if let zone {
-            for index in instances.indices
-            where instances[index].zone == zone && !excluded.contains(instances[index].id) {
-                candidates.append(index)
-            }
-        }
-        if candidates.isEmpty {
+        func gather(inZone: Bool, withCapacity: Bool) {
             for index in instances.indices where !excluded.contains(instances[index].id) {
+                let instance = instances[index]
+                if inZone, instance.zone != zone { continue }
+                if withCapacity, !instance.hasCapacity { continue }
                 candidates.append(index)
             }
         }
+        if zone != nil {
+            gather(inZone: true, withCapacity: true)  // home zone, room left
+            if candidates.isEmpty { gather(inZone: false, withCapacity: true) }  // spill: any zone with room
+            if candidates.isEmpty { gather(inZone: true, withCapacity: false) }  // all full: queue at home
+        } else {
+            gather(inZone: false, withCapacity: true)
+        }
+        if candidates.isEmpty { gather(inZone: false, withCapacity: false) }
         guard !candidates.isEmpty else { return nil }
         switch variant.strategy {
         case .random:

@@ -136,7 +136,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
                 endpointURL: configuration.s3EndpointURL,
                 maximumBytes: configuration.maxModelDataBytes
             ),
-            imageTable: configuration.images
+            imageTable: configuration.images,
+            instanceCapacity: configuration.instanceCapacity
         ),
         probe: HealthProbe(group: group),
         clock: clock,

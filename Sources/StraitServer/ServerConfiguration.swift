@@ -32,6 +32,8 @@ public struct ServerConfiguration: Sendable {
     public var maxModelDataBytes: Int64
     /// Image names to executables or built-in images (the configuration file's `images`).
     public var images: [String: String]
+    /// Calls in flight at which an instance counts as full (a zonal endpoint then spills to other zones).
+    public var instanceCapacity: Int
 
     public init(
         dataDirectory: String = ServerConfiguration.defaultDataDirectory(),
@@ -47,8 +49,10 @@ public struct ServerConfiguration: Sendable {
         invocationTimeout: Duration = .seconds(60),
         s3EndpointURL: String? = nil,
         maxModelDataBytes: Int64 = 10 << 30,
-        images: [String: String] = [:]
+        images: [String: String] = [:],
+        instanceCapacity: Int = 64
     ) {
+        self.instanceCapacity = instanceCapacity
         self.images = images
         self.s3EndpointURL = s3EndpointURL
         self.maxModelDataBytes = maxModelDataBytes

@@ -29,6 +29,8 @@ public struct SupervisorConfiguration: Sendable {
     public var unhealthyThreshold: Int
     /// Image names to executables or built-in images (the configuration file's `images`).
     public var imageTable: [String: String]
+    /// Calls in flight at which an instance counts as full, so a zonal endpoint spills to other zones.
+    public var instanceCapacity: Int
     /// The size at which an instance's log is rotated (one previous file is kept as `<log>.1`).
     public var maximumLogBytes: Int64
 
@@ -43,8 +45,10 @@ public struct SupervisorConfiguration: Sendable {
         healthCheckInterval: Duration = .seconds(2),
         unhealthyThreshold: Int = 3,
         maximumLogBytes: Int64 = 16 << 20,
-        imageTable: [String: String] = [:]
+        imageTable: [String: String] = [:],
+        instanceCapacity: Int = 64
     ) {
+        self.instanceCapacity = instanceCapacity
         self.imageTable = imageTable
         self.maximumLogBytes = maximumLogBytes
         self.healthCheckInterval = healthCheckInterval
@@ -71,11 +75,20 @@ struct Instance: Sendable {
     let process: InstanceProcess
     let outstanding = OutstandingRequests()
     let startedAt = Date()
+    let capacity: Int
     /// How many instances this one's place in the fleet has replaced.
     var restarts = 0
 
     var route: InstanceRoute {
-        InstanceRoute(id: id, zone: zone, host: address, port: port, unixSocket: unixSocket, outstanding: outstanding)
+        InstanceRoute(
+            id: id,
+            zone: zone,
+            host: address,
+            port: port,
+            unixSocket: unixSocket,
+            outstanding: outstanding,
+            capacity: capacity
+        )
     }
 }
 
@@ -590,7 +603,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 address: address,
                 port: port,
                 unixSocket: unixSocket,
-                process: process
+                process: process,
+                capacity: configuration.instanceCapacity
             )
         } catch {
             usedAddresses.remove(address)

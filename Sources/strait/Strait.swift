@@ -65,6 +65,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The largest model data, in MiB, compressed or unpacked.")
     var maxModelDataMib: Int = 10 * 1024
 
+    @Option(
+        help:
+            "Calls in flight at which an instance counts as full: a zonal endpoint then sends calls to other zones' instances with room."
+    )
+    var instanceCapacity: Int = 64
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -78,6 +84,7 @@ struct Serve: AsyncParsableCommand {
         guard (1...3600).contains(startupHealthCheckTimeout) else {
             throw ValidationError("--startup-health-check-timeout must be between 1 and 3600 seconds.")
         }
+        guard instanceCapacity >= 1 else { throw ValidationError("--instance-capacity must be 1 or more.") }
         guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
         guard (1...3600).contains(invocationTimeout) else {
             throw ValidationError("--invocation-timeout must be between 1 and 3600 seconds.")
@@ -108,7 +115,8 @@ struct Serve: AsyncParsableCommand {
             invocationTimeout: .seconds(invocationTimeout),
             s3EndpointURL: s3EndpointUrl,
             maxModelDataBytes: Int64(maxModelDataMib) << 20,
-            images: images
+            images: images,
+            instanceCapacity: instanceCapacity
         )
         let application: Application
         do { application = try buildApplication(configuration, logger: logger) } catch {

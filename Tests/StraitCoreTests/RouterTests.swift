@@ -1,10 +1,10 @@
 import StraitCore
 import Testing
 
-private func instance(_ id: String, _ zone: String, outstanding: Int = 0) -> InstanceRoute {
+private func instance(_ id: String, _ zone: String, outstanding: Int = 0, capacity: Int = .max) -> InstanceRoute {
     let counter = OutstandingRequests()
     for _ in 0..<outstanding { counter.increment() }
-    return InstanceRoute(id: id, zone: zone, host: "127.0.0.1", port: 1, outstanding: counter)
+    return InstanceRoute(id: id, zone: zone, host: "127.0.0.1", port: 1, outstanding: counter, capacity: capacity)
 }
 
 private func variant(
@@ -131,6 +131,33 @@ private func variant(
         route.instances[2].outstanding.increment()
         route.instances[2].outstanding.increment()
         #expect(Router.chooseInstance(route, zone: nil, random: &random) == 1)
+    }
+
+    /// A zone whose instances are all full spills to another zone's instance with room; when every instance is full,
+    /// calls queue in their own zone; the regional endpoint prefers instances with room.
+    @Test func spillOverWhenTheZoneIsFull() {
+        let route = variant(
+            "v",
+            [
+                instance("a1", "za", outstanding: 2, capacity: 2), instance("a2", "za", outstanding: 3, capacity: 2),
+                instance("b1", "zb", outstanding: 0, capacity: 2),
+            ]
+        )
+        var random = RoutingRandom(seed: 9)
+        for _ in 0..<50 {
+            #expect(Router.chooseInstance(route, zone: "za", random: &random) == 2)
+            #expect(Router.chooseInstance(route, zone: nil, random: &random) == 2)
+        }
+        route.instances[2].outstanding.increment()
+        route.instances[2].outstanding.increment()
+        var seen = Set<Int>()
+        for _ in 0..<100 {
+            if let index = Router.chooseInstance(route, zone: "za", random: &random) { seen.insert(index) }
+        }
+        #expect(seen == [0, 1])
+        // Room again at home: back to zone a.
+        route.instances[0].outstanding.decrement()
+        for _ in 0..<20 { #expect(Router.chooseInstance(route, zone: "za", random: &random) == 0) }
     }
 
     @Test func noInstancesMeansNoChoice() {

@@ -455,6 +455,27 @@ def test_invocation_timeout(strait_factory, model_image):
     assert server.running(), server.output()
 
 
+def test_full_zone_spills_to_another_zone(strait_factory, model_image):
+    """With --instance-capacity 1, a call in flight fills zone a's only instance: the next call through zone a's
+    endpoint is served in zone b; once the long call is answered, calls stay in zone a again."""
+    import threading
+
+    server = strait_factory.start(args=["--instance-capacity", "1"])
+    res = server.resources()
+    endpoint = res.endpoint(res.endpoint_config(res.model(image=model_image, zones=[ZONE_A, ZONE_B]), count=2))
+    urls = server.runtime_endpoints()
+    zone_a = server.runtime(urls[ZONE_A])
+    assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(5)} == {ZONE_A}
+    slow = threading.Thread(target=invoke, args=(server.runtime(urls[ZONE_A]), endpoint), kwargs={"body": b"sleep"})
+    slow.start()
+    try:
+        time.sleep(1.0)  # the sleeping call is in flight on zone a's instance
+        assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(3)} == {ZONE_B}
+    finally:
+        slow.join(timeout=15)
+    assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(5)} == {ZONE_A}
+
+
 # --------------------------------------------------------------------------
 # 7. Bad input: every case is followed by a successful call on the same listener
 # --------------------------------------------------------------------------
