@@ -146,9 +146,9 @@ extension ControlPlane {
             else { throw notFound(.model, modelName) }
             let container = model.document["PrimaryContainer"] ?? model.document["Containers"]?.arrayValue?.first
             let environment = (container?["Environment"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
-            let modelData =
-                container?["ModelDataUrl"]?.stringValue
-                ?? container?["ModelDataSource"]?["S3DataSource"]?["S3Uri"]?.stringValue
+            let source = container?["ModelDataSource"]?["S3DataSource"]
+            let modelData = container?["ModelDataUrl"]?.stringValue ?? source?["S3Uri"]?.stringValue
+            let fromSource = container?["ModelDataUrl"] == nil && source != nil
             let serverless = variant["ServerlessConfig"] != nil
             variants.append(
                 VariantSpec(
@@ -157,6 +157,8 @@ extension ControlPlane {
                     image: container?["Image"]?.stringValue ?? "",
                     environment: environment,
                     modelDataURL: modelData,
+                    modelDataIsPrefix: fromSource ? source?["S3DataType"]?.stringValue == "S3Prefix" : nil,
+                    modelDataIsCompressed: fromSource ? source?["CompressionType"]?.stringValue == "Gzip" : nil,
                     instanceType: variant["InstanceType"]?.stringValue,
                     instanceCount: serverless ? 1 : (Request.count(variant["InitialInstanceCount"]) ?? 1),
                     weight: variant["InitialVariantWeight"]?.doubleValue ?? 1,

@@ -22,6 +22,11 @@ public struct VariantSpec: Sendable, Codable, Equatable {
     public var image: String
     public var environment: [String: String]
     public var modelDataURL: String?
+    /// ModelDataSource.S3DataSource's S3DataType S3Prefix: every object under the URL, not one object.
+    public var modelDataIsPrefix: Bool?
+    /// ModelDataSource.S3DataSource's CompressionType: true for Gzip (a model.tar.gz), false for None; nil when the
+    /// model gave a ModelDataUrl (a .tar.gz is recognised by its bytes).
+    public var modelDataIsCompressed: Bool?
     public var instanceType: String?
     public var instanceCount: Int
     public var weight: Double
@@ -38,6 +43,8 @@ public struct VariantSpec: Sendable, Codable, Equatable {
         image: String,
         environment: [String: String] = [:],
         modelDataURL: String? = nil,
+        modelDataIsPrefix: Bool? = nil,
+        modelDataIsCompressed: Bool? = nil,
         instanceType: String? = nil,
         instanceCount: Int,
         weight: Double,
@@ -51,6 +58,8 @@ public struct VariantSpec: Sendable, Codable, Equatable {
         self.image = image
         self.environment = environment
         self.modelDataURL = modelDataURL
+        self.modelDataIsPrefix = modelDataIsPrefix
+        self.modelDataIsCompressed = modelDataIsCompressed
         self.instanceType = instanceType
         self.instanceCount = instanceCount
         self.weight = weight

@@ -58,14 +58,41 @@ public struct ModelDataConfiguration: Sendable {
     }
 }
 
+/// Where a model's data is and how it is packed: ModelDataUrl, or ModelDataSource.S3DataSource.
+public struct ModelDataSource: Sendable, Hashable {
+    public enum Compression: Sendable, Hashable {
+        /// ModelDataUrl: a `.tar.gz` is recognised by its bytes.
+        case detect
+        /// CompressionType Gzip: the object must be a tar.gz.
+        case gzip
+        /// CompressionType None: the object is a file of the model, never unpacked.
+        case none
+    }
+
+    public var url: String
+    /// S3DataType S3Prefix: every object under the URL (a prefix ending in `/`).
+    public var isPrefix: Bool
+    public var compression: Compression
+
+    public init(url: String, isPrefix: Bool = false, compression: Compression = .detect) {
+        self.url = url
+        self.isPrefix = isPrefix
+        self.compression = compression
+    }
+}
+
 /// Fetches a model's data once and keeps it in the data directory, shared by every instance of the model:
-/// `s3://` (any S3-compatible API, SigV4-signed), `https://`, `http://`, `file://` and absolute paths. A
-/// `.tar.gz` is unpacked (safely, see ``ModelArchive``); a directory is copied; any other file is placed in the
-/// model directory under its own name. A model directory appears complete or not at all (built aside, renamed).
+/// `s3://` (any S3-compatible API, SigV4-signed; one object or, for S3Prefix, every object under a prefix),
+/// `https://`, `http://`, `file://` and absolute paths. A `.tar.gz` is unpacked (safely, see ``ModelArchive``); a
+/// directory is copied; any other file is placed in the model directory under its own name. A model directory
+/// appears complete or not at all (built aside, renamed).
 public actor ModelDataStore {
     public struct Failure: Error, Sendable, Equatable {
         public let reason: String
     }
+
+    /// The most objects an S3Prefix source may hold.
+    static let maximumObjects = 10_000
 
     private let root: String
     private let configuration: ModelDataConfiguration
@@ -81,21 +108,45 @@ public actor ModelDataStore {
         }
     }
 
-    /// The model directory for `url`, fetched now unless an earlier call already did. Local sources are keyed
-    /// by their modification time too, so a re-saved file is picked up by the next deployment.
+    /// The model directory for `url` (a ModelDataUrl), fetched now unless an earlier call already did.
     public func directory(for url: String) async throws(Failure) -> String {
-        let key = SigV4.hexSHA256(Array((url + "\n" + Self.localVersion(of: url)).utf8)).prefix(24)
+        try await directory(for: ModelDataSource(url: url), timeout: nil)
+    }
+
+    /// The model directory for `source`, fetched now unless an earlier call already did; a fetch that takes longer
+    /// than `timeout` (ModelDataDownloadTimeoutInSeconds) fails. Local sources are keyed by their modification time
+    /// too, so a re-saved file is picked up by the next deployment.
+    public func directory(for source: ModelDataSource, timeout: Duration?) async throws(Failure) -> String {
+        let url = source.url
+        let identity = "\(url)\n\(source.isPrefix)\n\(source.compression)\n\(Self.localVersion(of: url))"
+        let key = SigV4.hexSHA256(Array(identity.utf8)).prefix(24)
         let destination = (root as NSString).appendingPathComponent(String(key))
         if FileManager.default.fileExists(atPath: destination) { return destination }
         let task =
             inFlight[destination]
             ?? Task { [root, configuration] in
-                try await Self.fetch(url, into: destination, root: root, configuration: configuration)
+                try await Self.fetch(source, into: destination, root: root, configuration: configuration)
             }
         inFlight[destination] = task
         defer { if inFlight[destination] == task { inFlight[destination] = nil } }
         do {
-            return try await task.value
+            guard let timeout else { return try await task.value }
+            return try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask { try await task.value }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let directory = first else {
+                    task.cancel()
+                    throw Failure(
+                        reason:
+                            "The model data download from \(url) did not finish within \(timeout.components.seconds) seconds (ModelDataDownloadTimeoutInSeconds)."
+                    )
+                }
+                return directory
+            }
         } catch let failure as Failure {
             throw failure
         } catch {
@@ -122,11 +173,12 @@ public actor ModelDataStore {
     }
 
     private static func fetch(
-        _ url: String,
+        _ modelData: ModelDataSource,
         into destination: String,
         root: String,
         configuration: ModelDataConfiguration
     ) async throws -> String {
+        let url = modelData.url
         let manager = FileManager.default
         try manager.createDirectory(atPath: root, withIntermediateDirectories: true)
         let staging = (root as NSString).appendingPathComponent(".staging-\(UInt64.random(in: 0...UInt64.max))")
@@ -134,6 +186,9 @@ public actor ModelDataStore {
         defer { try? manager.removeItem(atPath: staging) }
         let unpacked = (staging as NSString).appendingPathComponent("model")
 
+        if modelData.isPrefix, modelData.compression == .gzip {
+            throw Failure(reason: "CompressionType Gzip cannot be used with S3DataType S3Prefix (\(url)).")
+        }
         let source: String
         var downloaded = false
         if let path = localPath(url) {
@@ -149,6 +204,10 @@ public actor ModelDataStore {
                 return try publish(unpacked, as: destination)
             }
             source = path
+        } else if modelData.isPrefix {
+            try manager.createDirectory(atPath: unpacked, withIntermediateDirectories: false)
+            try await downloadPrefix(url, into: unpacked, configuration: configuration)
+            return try publish(unpacked, as: destination)
         } else {
             source = (staging as NSString).appendingPathComponent("download")
             try await download(url, to: source, configuration: configuration)
@@ -161,7 +220,20 @@ public actor ModelDataStore {
             )
         }
         try manager.createDirectory(atPath: unpacked, withIntermediateDirectories: false)
-        if ModelArchive.isGzip(source) {
+        let unpack: Bool
+        switch modelData.compression {
+        case .detect: unpack = ModelArchive.isGzip(source)
+        case .none: unpack = false
+        case .gzip:
+            guard ModelArchive.isGzip(source) else {
+                throw Failure(
+                    reason:
+                        "Failed to extract model data archive from URL \"\(url)\". Please ensure that the object located at the URL is a valid tar.gz archive: it is not gzip data."
+                )
+            }
+            unpack = true
+        }
+        if unpack {
             do {
                 // Unpacking is long, blocking work: on a thread of its own, not the concurrency pool's.
                 try await offThePool { () throws(ModelArchive.Failure) in
@@ -208,44 +280,65 @@ public actor ModelDataStore {
         return destination
     }
 
+    /// `s3://bucket/key` as its parts.
+    static func s3Location(_ url: String) -> (bucket: String, key: String)? {
+        guard url.hasPrefix("s3://") else { return nil }
+        let rest = url.dropFirst("s3://".count)
+        guard let slash = rest.firstIndex(of: "/"), slash > rest.startIndex else { return nil }
+        return (String(rest[..<slash]), String(rest[rest.index(after: slash)...]))
+    }
+
+    /// A signed S3 GET of `/bucket/key` (the key URI-encoded once, as S3 wants it) with an optional query.
+    private static func s3Request(
+        bucket: String,
+        key: String,
+        query: [(String, String)] = [],
+        configuration: ModelDataConfiguration
+    ) throws -> URLRequest {
+        let endpoint = configuration.s3EndpointURL ?? "https://s3.\(configuration.region).amazonaws.com"
+        let encodedKey = key.split(separator: "/", omittingEmptySubsequences: false)
+            .map { $0.addingPercentEncoding(withAllowedCharacters: .s3Unreserved) ?? String($0) }
+            .joined(separator: "/")
+        let objectPath = key.isEmpty ? "/\(bucket)" : "/\(bucket)/\(encodedKey)"
+        let queryString = query.sorted { $0.0 < $1.0 }.map { name, value in
+            "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: .s3Unreserved) ?? value)"
+        }.joined(separator: "&")
+        guard let endpointURL = URL(string: endpoint), let host = endpointURL.host,
+            let requestURL = URL(
+                string: endpoint.trimmingSuffix("/") + objectPath + (queryString.isEmpty ? "" : "?" + queryString)
+            )
+        else { throw Failure(reason: "The S3 endpoint URL \(endpoint) is not a URL.") }
+        var request = URLRequest(url: requestURL)
+        let hostHeader = endpointURL.port.map { "\(host):\($0)" } ?? host
+        request.setValue(hostHeader, forHTTPHeaderField: "host")
+        var signedHeaders: [(name: String, value: String)] = [("host", hostHeader)]
+        if let token = configuration.s3SessionToken {
+            signedHeaders.append(("x-amz-security-token", token))
+            request.setValue(token, forHTTPHeaderField: "x-amz-security-token")
+        }
+        if let credentials = configuration.s3Credentials {
+            let signer = SigV4Signer(credentials: credentials, region: configuration.region, service: "s3")
+            for (name, value) in signer.sign(
+                method: "GET",
+                path: endpointURL.path.trimmingSuffix("/") + objectPath,
+                query: queryString,
+                headers: signedHeaders,
+                body: []
+            ) {
+                request.setValue(value, forHTTPHeaderField: name)
+            }
+        }
+        return request
+    }
+
     /// GETs `url` (s3, https, http) into `path`.
     private static func download(_ url: String, to path: String, configuration: ModelDataConfiguration) async throws {
         var request: URLRequest
         if url.hasPrefix("s3://") {
-            let rest = url.dropFirst("s3://".count)
-            guard let slash = rest.firstIndex(of: "/"), slash > rest.startIndex,
-                rest.index(after: slash) < rest.endIndex
-            else { throw Failure(reason: "The model data URL \(url) names no object (s3://bucket/key).") }
-            let bucket = String(rest[..<slash])
-            let key = String(rest[rest.index(after: slash)...])
-            let endpoint = configuration.s3EndpointURL ?? "https://s3.\(configuration.region).amazonaws.com"
-            let encodedKey = key.split(separator: "/", omittingEmptySubsequences: false)
-                .map { $0.addingPercentEncoding(withAllowedCharacters: .s3Unreserved) ?? String($0) }
-                .joined(separator: "/")
-            let objectPath = "/\(bucket)/\(encodedKey)"
-            guard let endpointURL = URL(string: endpoint), let host = endpointURL.host,
-                let requestURL = URL(string: endpoint.trimmingSuffix("/") + objectPath)
-            else { throw Failure(reason: "The S3 endpoint URL \(endpoint) is not a URL.") }
-            request = URLRequest(url: requestURL)
-            let hostHeader = endpointURL.port.map { "\(host):\($0)" } ?? host
-            request.setValue(hostHeader, forHTTPHeaderField: "host")
-            var signedHeaders: [(name: String, value: String)] = [("host", hostHeader)]
-            if let token = configuration.s3SessionToken {
-                signedHeaders.append(("x-amz-security-token", token))
-                request.setValue(token, forHTTPHeaderField: "x-amz-security-token")
+            guard let (bucket, key) = s3Location(url), !key.isEmpty else {
+                throw Failure(reason: "The model data URL \(url) names no object (s3://bucket/key).")
             }
-            if let credentials = configuration.s3Credentials {
-                let signer = SigV4Signer(credentials: credentials, region: configuration.region, service: "s3")
-                let basePath = endpointURL.path.trimmingSuffix("/")
-                for (name, value) in signer.sign(
-                    method: "GET",
-                    path: basePath + objectPath,
-                    headers: signedHeaders,
-                    body: []
-                ) {
-                    request.setValue(value, forHTTPHeaderField: name)
-                }
-            }
+            request = try s3Request(bucket: bucket, key: key, configuration: configuration)
         } else if url.hasPrefix("https://") || url.hasPrefix("http://"), let parsed = URL(string: url) {
             request = URLRequest(url: parsed)
         } else {
@@ -254,6 +347,11 @@ public actor ModelDataStore {
         request.timeoutInterval = 300
         let (temporary, response) = try await URLSession.shared.download(for: request)
         defer { try? FileManager.default.removeItem(at: temporary) }
+        try check(response, url: url)
+        try FileManager.default.moveItem(at: temporary, to: URL(fileURLWithPath: path))
+    }
+
+    private static func check(_ response: URLResponse, url: String) throws {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
             switch status {
@@ -266,7 +364,118 @@ public actor ModelDataStore {
             default: throw Failure(reason: "Failed to download model data from \(url): HTTP status \(status).")
             }
         }
-        try FileManager.default.moveItem(at: temporary, to: URL(fileURLWithPath: path))
+    }
+
+    /// S3Prefix: lists the objects under `url` (ListObjectsV2, page by page) and downloads each to its path
+    /// relative to the prefix. A key that is not a safe relative path is refused.
+    private static func downloadPrefix(
+        _ url: String,
+        into directory: String,
+        configuration: ModelDataConfiguration
+    ) async throws {
+        guard let (bucket, prefix) = s3Location(url) else {
+            throw Failure(reason: "S3DataType S3Prefix needs an s3:// URI, not \(url).")
+        }
+        var keys: [String] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let request = try s3Request(bucket: bucket, key: "", query: query, configuration: configuration)
+            let (data, response) = try await URLSession.shared.data(for: request)
+            try check(response, url: url)
+            let listing = ListBucketResult(xml: String(decoding: data, as: UTF8.self))
+            keys += listing.keys
+            token = listing.isTruncated ? listing.nextToken : nil
+            guard keys.count <= maximumObjects else {
+                throw Failure(reason: "The model data at \(url) has more than \(maximumObjects) objects.")
+            }
+        } while token != nil
+        let objects = keys.filter { !$0.hasSuffix("/") }  // folder markers
+        guard !objects.isEmpty else {
+            throw Failure(reason: "Could not find model data at \(url): no object has that prefix.")
+        }
+        var total: Int64 = 0
+        for key in objects {
+            let relative = String(key.dropFirst(prefix.count))
+            let components = relative.split(separator: "/", omittingEmptySubsequences: false)
+            guard !relative.isEmpty, !relative.hasPrefix("/"), !relative.contains("\0"),
+                components.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." })
+            else {
+                throw Failure(reason: "The object s3://\(bucket)/\(key) is not a safe path inside the model directory.")
+            }
+            let target = (directory as NSString).appendingPathComponent(relative)
+            try FileManager.default.createDirectory(
+                atPath: (target as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true
+            )
+            try await download("s3://\(bucket)/\(key)", to: target, configuration: configuration)
+            total += (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int64) ?? 0
+            guard total <= configuration.maximumBytes else {
+                throw Failure(
+                    reason: "The model data at \(url) is over the limit of \(configuration.maximumBytes) bytes."
+                )
+            }
+        }
+    }
+}
+
+/// The parts of an S3 ListObjectsV2 answer that listing needs.
+struct ListBucketResult {
+    var keys: [String] = []
+    var isTruncated = false
+    var nextToken: String?
+
+    init(xml: String) {
+        keys = Self.values(of: "Key", in: xml)
+        isTruncated = Self.values(of: "IsTruncated", in: xml).first == "true"
+        nextToken = Self.values(of: "NextContinuationToken", in: xml).first
+    }
+
+    /// The text of every `<name>…</name>`, with XML's entities decoded.
+    static func values(of name: String, in xml: String) -> [String] {
+        var result: [String] = []
+        var rest = xml[...]
+        while let open = rest.range(of: "<\(name)>") {
+            guard let close = rest[open.upperBound...].range(of: "</\(name)>") else { break }
+            result.append(decodeEntities(String(rest[open.upperBound..<close.lowerBound])))
+            rest = rest[close.upperBound...]
+        }
+        return result
+    }
+
+    static func decodeEntities(_ text: String) -> String {
+        guard text.contains("&") else { return text }
+        var out = ""
+        var rest = text[...]
+        while let amp = rest.firstIndex(of: "&") {
+            out += rest[..<amp]
+            guard let semicolon = rest[amp...].firstIndex(of: ";"), rest.distance(from: amp, to: semicolon) <= 10 else {
+                out += "&"
+                rest = rest[rest.index(after: amp)...]
+                continue
+            }
+            let entity = rest[rest.index(after: amp)..<semicolon]
+            switch entity {
+            case "amp": out += "&"
+            case "lt": out += "<"
+            case "gt": out += ">"
+            case "quot": out += "\""
+            case "apos": out += "'"
+            default:
+                let number =
+                    entity.hasPrefix("#x")
+                    ? UInt32(entity.dropFirst(2), radix: 16)
+                    : entity.hasPrefix("#") ? UInt32(entity.dropFirst(), radix: 10) : nil
+                if let number, let scalar = UnicodeScalar(number) {
+                    out.unicodeScalars.append(scalar)
+                } else {
+                    out += "&" + entity + ";"
+                }
+            }
+            rest = rest[rest.index(after: semicolon)...]
+        }
+        return out + rest
     }
 }
 

@@ -365,8 +365,16 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         var modelDirectories: [String: String] = [:]
         for variant in spec.variants {
             guard let url = variant.modelDataURL, !url.isEmpty else { continue }
+            let source = ModelDataSource(
+                url: url,
+                isPrefix: variant.modelDataIsPrefix ?? false,
+                compression: variant.modelDataIsCompressed.map { $0 ? .gzip : .none } ?? .detect
+            )
             do {
-                modelDirectories[variant.name] = try await modelData.directory(for: url)
+                modelDirectories[variant.name] = try await modelData.directory(
+                    for: source,
+                    timeout: variant.modelDataDownloadTimeoutSeconds.map { .seconds($0) }
+                )
             } catch {
                 return .failed(reason: "Production variant \(variant.name): \(error.reason)")
             }

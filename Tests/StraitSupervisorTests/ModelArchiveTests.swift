@@ -154,3 +154,18 @@ private func failure(_ tar: [UInt8], limit: Int64 = 1 << 20, compress: Bool = tr
         )
     }
 }
+
+@Suite struct ListBucketResultTests {
+    @Test func keysTokensAndEntities() {
+        let xml = """
+            <?xml version="1.0" encoding="UTF-8"?><ListBucketResult><IsTruncated>true</IsTruncated>\
+            <Contents><Key>m/a &amp; b.txt</Key></Contents><Contents><Key>m/&#233;t&#xE9;</Key></Contents>\
+            <NextContinuationToken>tok&lt;1&gt;</NextContinuationToken></ListBucketResult>
+            """
+        let listing = ListBucketResult(xml: xml)
+        #expect(listing.keys == ["m/a & b.txt", "m/été"])
+        #expect(listing.isTruncated)
+        #expect(listing.nextToken == "tok<1>")
+        #expect(ListBucketResult.decodeEntities("a &bogus; &#xFFFFFFFF; & b") == "a &bogus; &#xFFFFFFFF; & b")
+    }
+}

@@ -9,6 +9,10 @@ import Testing
 
 @testable import StraitSupervisor
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A contract-speaking test image: a Python program that answers `GET /ping` and echoes `POST /invocations`,
 /// on `$STRAIT_BIND_ADDRESS:$SAGEMAKER_BIND_TO_PORT`, started as `<image> serve`.
 private let contractServer = #"""
@@ -26,10 +30,16 @@ private let contractServer = #"""
     http.server.ThreadingHTTPServer((os.environ["STRAIT_BIND_ADDRESS"], int(os.environ["SAGEMAKER_BIND_TO_PORT"])), H).serve_forever()
     """#
 
+/// Writes an executable script. The descriptor is close-on-exec: a child spawned meanwhile by another test must not
+/// inherit it, or exec of this file fails with ETXTBSY for as long as that child lives.
 private func executable(_ directory: TemporaryDirectory, _ name: String, _ text: String) throws -> String {
     let path = directory.path(name)
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
-    try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+    guard descriptor >= 0 else { throw POSIXError(.EIO) }
+    let bytes = Array(text.utf8)
+    let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    close(descriptor)
+    guard written == bytes.count else { throw POSIXError(.EIO) }
     return path
 }
 

@@ -211,3 +211,56 @@ def test_model_data_from_s3(strait_factory, s3_server, logistic, tmp_path):
         assert "Could not find model data at s3://models/xgb/absent.tar.gz" in reason, reason
     finally:
         resources.cleanup()
+
+
+def test_model_data_source_s3_prefix_and_compression(strait_factory, s3_server, logistic, tmp_path):
+    """ModelDataSource.S3DataSource: an S3Prefix of uncompressed objects, one uncompressed object, and the
+    combinations SageMaker refuses."""
+    import boto3
+
+    from conftest import ROLE_ARN, make_unique_name
+
+    keys = {"AWS_ACCESS_KEY_ID": "AKIASTRAITMOTOTEST02", "AWS_SECRET_ACCESS_KEY": "moto-secret"}
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
+                      aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"])
+    s3.create_bucket(Bucket="prefixes")
+    raw = bytes(logistic.booster.save_raw("json"))
+    s3.put_object(Bucket="prefixes", Key="run-7/model/xgboost-model", Body=raw)
+    s3.put_object(Bucket="prefixes", Key="run-7/model/notes/readme & more.txt", Body=b"hello")
+    s3.put_object(Bucket="prefixes", Key="single/model.json", Body=raw)
+    s3.put_object(Bucket="prefixes", Key="evil/model/a/../../escape", Body=b"x")
+    server = strait_factory.start(args=["--s3-endpoint-url", s3_server], env=keys)
+    resources = server.resources()
+    sm = resources.sm
+
+    def deploy_source(uri, data_type, compression, wait=True):
+        name = make_unique_name("model")
+        sm.create_model(ModelName=name, ExecutionRoleArn=ROLE_ARN, PrimaryContainer={
+            "Image": "strait/xgboost",
+            "ModelDataSource": {"S3DataSource": {"S3Uri": uri, "S3DataType": data_type,
+                                                 "CompressionType": compression}}})
+        resources.models.append(name)
+        return resources.endpoint(resources.endpoint_config(variants=[variant(name)]), wait=wait)
+
+    try:
+        rows = features(np.random.default_rng(14), rows=3)
+        for uri, data_type in (("s3://prefixes/run-7/model/", "S3Prefix"), ("s3://prefixes/single/model.json", "S3Object")):
+            endpoint = deploy_source(uri, data_type, "None")
+            response = server.runtime().invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
+                                                        Body=csv_rows(rows))
+            got = [float(v) for v in response["Body"].read().decode().split()]
+            np.testing.assert_allclose(got, logistic.predict(rows), rtol=1e-6, atol=1e-6)
+
+        failures = {
+            ("s3://prefixes/single/model.json", "S3Object", "Gzip"): "valid tar.gz archive",
+            ("s3://prefixes/run-7/model/", "S3Prefix", "Gzip"): "CompressionType Gzip cannot be used",
+            ("s3://prefixes/evil/model/", "S3Prefix", "None"): "not a safe path",
+            ("s3://prefixes/nothing-here/", "S3Prefix", "None"): "no object has that prefix",
+        }
+        for (uri, data_type, compression), reason in failures.items():
+            endpoint = deploy_source(uri, data_type, compression, wait=False)
+            failed = resources.wait_status(endpoint, {"Failed"})
+            assert reason in failed["FailureReason"], (uri, failed["FailureReason"])
+    finally:
+        resources.cleanup()
