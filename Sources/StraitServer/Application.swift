@@ -137,7 +137,11 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
                 maximumBytes: configuration.maxModelDataBytes
             ),
             imageTable: configuration.images,
-            instanceCapacity: configuration.instanceCapacity
+            instanceCapacity: configuration.instanceCapacity,
+            dockerSocket: DockerEngine.socketPath(
+                option: configuration.dockerHost,
+                environment: ProcessInfo.processInfo.environment
+            )
         ),
         probe: HealthProbe(group: group),
         clock: clock,

@@ -34,6 +34,9 @@ public struct ServerConfiguration: Sendable {
     public var images: [String: String]
     /// Calls in flight at which an instance counts as full (a zonal endpoint then spills to other zones).
     public var instanceCapacity: Int
+    /// `--docker-host`: the Docker Engine API socket for container images (else `DOCKER_HOST`, else
+    /// `/var/run/docker.sock` when present).
+    public var dockerHost: String?
 
     public init(
         dataDirectory: String = ServerConfiguration.defaultDataDirectory(),
@@ -50,8 +53,10 @@ public struct ServerConfiguration: Sendable {
         s3EndpointURL: String? = nil,
         maxModelDataBytes: Int64 = 10 << 30,
         images: [String: String] = [:],
-        instanceCapacity: Int = 64
+        instanceCapacity: Int = 64,
+        dockerHost: String? = nil
     ) {
+        self.dockerHost = dockerHost
         self.instanceCapacity = instanceCapacity
         self.images = images
         self.s3EndpointURL = s3EndpointURL

@@ -6,6 +6,8 @@ public struct ResolvedImage: Sendable, Equatable {
     public var arguments: [String]
     /// The `ResolvedImage` DescribeEndpoint reports.
     public var description: String
+    /// A container image for the Docker backend; nil for the process backend.
+    public var containerImage: String? = nil
 }
 
 /// Turns a model's `Image` into something the process backend can run.
@@ -22,10 +24,19 @@ public struct ImageResolver: Sendable {
     /// next deployment: `<data-dir>/images.json`.
     public let tableFile: String?
 
-    public init(workerExecutable: String, table: [String: String] = [:], tableFile: String? = nil) {
+    /// The Docker engine's socket: images that are neither built in, local nor in the table run as containers.
+    public let dockerSocket: String?
+
+    public init(
+        workerExecutable: String,
+        table: [String: String] = [:],
+        tableFile: String? = nil,
+        dockerSocket: String? = nil
+    ) {
         self.workerExecutable = workerExecutable
         self.table = table
         self.tableFile = tableFile
+        self.dockerSocket = dockerSocket
     }
 
     public struct Failure: Error, Sendable, Equatable {
@@ -62,10 +73,15 @@ public struct ImageResolver: Sendable {
             path = image
         }
         guard let path, !path.isEmpty else {
+            if dockerSocket != nil, !image.isEmpty, !image.hasPrefix("file:") {
+                return .success(
+                    ResolvedImage(executable: "", arguments: [], description: image, containerImage: image)
+                )
+            }
             return .failure(
                 Failure(
                     reason:
-                        "Requested image \(image) not found. The process backend runs the built-in images strait/echo and strait/xgboost, SageMaker XGBoost image URIs, and local executables given as an absolute path or file:// URL."
+                        "Requested image \(image) not found. Without a Docker engine Strait runs the built-in images strait/echo and strait/xgboost, SageMaker XGBoost image URIs, and local executables given as an absolute path or file:// URL; to run container images, start dockerd (or podman system service) and pass strait serve --docker-host unix:///path/to/docker.sock (or set DOCKER_HOST)."
                 )
             )
         }

@@ -115,35 +115,16 @@ final class InstanceProcess: Sendable {
     }
 
     /// How the process ended, or nil while it runs.
-    var exitDescription: String? {
-        exit.status.map { status in
-            let signal = status & 0x7F
-            return signal != 0 ? "was killed by signal \(signal)" : "exited with status \((status >> 8) & 0xFF)"
-        }
-    }
+    var exitDescription: String? { exit.description }
 
-    var isRunning: Bool { exit.status == nil }
+    var isRunning: Bool { exit.description == nil }
 
     /// Runs `action` (on the reaping thread) once the process has ended; at once if it has.
     func onExit(_ action: @escaping @Sendable () -> Void) { exit.onExit(action) }
 
     /// Waits for the process to end for at most `limit`; true if it has ended. Not cut short by cancellation, so a
     /// stop during shutdown still gives the instance its grace period without spinning.
-    func waitForExit(atMost limit: Duration) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let once = ResumeOnce(continuation)
-            // Detached: a cancelled caller must still wait out the bound, not spin. Cancelled once the process ends,
-            // so no timer outlives the wait.
-            let timer = Task.detached {
-                try? await Task.sleep(for: limit)
-                once.resume(false)
-            }
-            exit.onExit {
-                once.resume(true)
-                timer.cancel()
-            }
-        }
-    }
+    func waitForExit(atMost limit: Duration) async -> Bool { await exit.wait(atMost: limit) }
 
     /// SIGTERM to the process group, then SIGKILL to it if the process is still there after `grace`; returns once it
     /// has ended (or, should even SIGKILL not end it, after a further bound).
@@ -159,29 +140,13 @@ final class InstanceProcess: Sendable {
         _ = await waitForExit(atMost: .seconds(5))
     }
 
-    /// Keeps the log under `maxBytes`: once past it, the log is copied to `<log>.1` (replacing the previous copy)
-    /// and emptied. Returns whether it rotated.
+    /// Keeps the log under `maxBytes` (see ``LogFile/bound(_:maxBytes:)``).
     @discardableResult
-    func boundLog(maxBytes: Int64) -> Bool {
-        var status = stat()
-        guard stat(logPath, &status) == 0, Int64(status.st_size) > maxBytes else { return false }
-        let previous = logPath + ".1"
-        unlink(previous)
-        try? FileManager.default.copyItem(atPath: logPath, toPath: previous)
-        truncate(logPath, 0)
-        return true
-    }
+    func boundLog(maxBytes: Int64) -> Bool { LogFile.bound(logPath, maxBytes: maxBytes) }
 
     /// The last lines of the instance's log, for failure reasons.
     func logTail(lines: Int = 5, maxBytes: Int = 600) -> String {
-        guard let handle = FileHandle(forReadingAtPath: logPath) else { return "" }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        let start = size > UInt64(maxBytes) ? size - UInt64(maxBytes) : 0
-        try? handle.seek(toOffset: start)
-        let data = (try? handle.readToEnd()) ?? Data()
-        let text = String(decoding: data, as: UTF8.self)
-        return text.split(whereSeparator: \.isNewline).suffix(lines).joined(separator: " | ")
+        LogFile.tail(logPath, lines: lines, maxBytes: maxBytes)
     }
 }
 
@@ -199,30 +164,58 @@ private final class ResumeOnce: Sendable {
     }
 }
 
-/// How a process ended, and what waits for it to end.
-private final class ExitState: Sendable {
+/// How a process (or container) ended, and what waits for it to end.
+final class ExitState: Sendable {
     private struct State {
-        var status: Int32?
+        var description: String?
         var waiters: [@Sendable () -> Void] = []
     }
 
     private let state = Mutex(State())
 
-    var status: Int32? { state.withLock { $0.status } }
+    /// "exited with status N", "was killed by signal N", or nil while it runs.
+    var description: String? { state.withLock { $0.description } }
 
+    /// A `waitpid` status.
     func finish(status: Int32) {
-        let waiters = state.withLock { state in
-            state.status = status
+        let signal = status & 0x7F
+        finish(
+            description: signal != 0 ? "was killed by signal \(signal)" : "exited with status \((status >> 8) & 0xFF)"
+        )
+    }
+
+    func finish(description: String) {
+        let waiters = state.withLock { state -> [@Sendable () -> Void] in
+            guard state.description == nil else { return [] }
+            state.description = description
             defer { state.waiters.removeAll() }
             return state.waiters
         }
         for waiter in waiters { waiter() }
     }
 
+    /// Waits for the end for at most `limit`; true if it has ended. Not cut short by cancellation, so a stop during
+    /// shutdown still gives the instance its grace period without spinning.
+    func wait(atMost limit: Duration) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            // Detached: a cancelled caller must still wait out the bound, not spin. Cancelled once the process ends,
+            // so no timer outlives the wait.
+            let timer = Task.detached {
+                try? await Task.sleep(for: limit)
+                once.resume(false)
+            }
+            onExit {
+                once.resume(true)
+                timer.cancel()
+            }
+        }
+    }
+
     /// Runs `action` once the process has ended (at once if it has).
     func onExit(_ action: @escaping @Sendable () -> Void) {
         let done = state.withLock { state in
-            if state.status != nil { return true }
+            if state.description != nil { return true }
             state.waiters.append(action)
             return false
         }
@@ -232,4 +225,33 @@ private final class ExitState: Sendable {
 
 struct InstanceStartFailure: Error {
     let reason: String
+}
+
+/// An instance's log file: what the process writes to it, or what a container's log stream is copied into.
+enum LogFile {
+    /// Keeps the log under `maxBytes`: once past it, the log is copied to `<log>.1` (replacing the previous copy)
+    /// and emptied; writers use O_APPEND, so they carry on at the start of the emptied file. Returns whether it
+    /// rotated.
+    @discardableResult
+    static func bound(_ logPath: String, maxBytes: Int64) -> Bool {
+        var status = stat()
+        guard stat(logPath, &status) == 0, Int64(status.st_size) > maxBytes else { return false }
+        let previous = logPath + ".1"
+        unlink(previous)
+        try? FileManager.default.copyItem(atPath: logPath, toPath: previous)
+        truncate(logPath, 0)
+        return true
+    }
+
+    /// The last lines of the log, joined with " | ", for failure reasons.
+    static func tail(_ logPath: String, lines: Int = 5, maxBytes: Int = 600) -> String {
+        guard let handle = FileHandle(forReadingAtPath: logPath) else { return "" }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size > UInt64(maxBytes) ? size - UInt64(maxBytes) : 0
+        try? handle.seek(toOffset: start)
+        let data = (try? handle.readToEnd()) ?? Data()
+        let text = String(decoding: data, as: UTF8.self)
+        return text.split(whereSeparator: \.isNewline).suffix(lines).joined(separator: " | ")
+    }
 }

@@ -31,6 +31,8 @@ public struct SupervisorConfiguration: Sendable {
     public var imageTable: [String: String]
     /// Calls in flight at which an instance counts as full, so a zonal endpoint spills to other zones.
     public var instanceCapacity: Int
+    /// The Docker Engine API socket (dockerd or podman) for container images; nil runs only the process backend.
+    public var dockerSocket: String?
     /// The size at which an instance's log is rotated (one previous file is kept as `<log>.1`).
     public var maximumLogBytes: Int64
 
@@ -46,8 +48,10 @@ public struct SupervisorConfiguration: Sendable {
         unhealthyThreshold: Int = 3,
         maximumLogBytes: Int64 = 16 << 20,
         imageTable: [String: String] = [:],
-        instanceCapacity: Int = 64
+        instanceCapacity: Int = 64,
+        dockerSocket: String? = nil
     ) {
+        self.dockerSocket = dockerSocket
         self.instanceCapacity = instanceCapacity
         self.imageTable = imageTable
         self.maximumLogBytes = maximumLogBytes
@@ -72,7 +76,7 @@ struct Instance: Sendable {
     let port: Int
     /// The Unix socket a built-in runtime also listens on, if any.
     let unixSocket: String?
-    let process: InstanceProcess
+    let process: any InstanceHandle
     let outstanding = OutstandingRequests()
     let startedAt = Date()
     let capacity: Int
@@ -120,6 +124,9 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private let configuration: SupervisorConfiguration
     private let resolver: ImageResolver
     private let modelData: ModelDataStore
+    private let docker: DockerEngine?
+    /// Containers an earlier run left are removed once, before the first container of this run is made.
+    private var leftoverCleanup: Task<Void, Never>?
     private let probe: HealthProbe
     private let logger: Logger
     private let clock: any WallClock
@@ -147,8 +154,10 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         self.resolver = ImageResolver(
             workerExecutable: configuration.workerExecutable,
             table: configuration.imageTable,
-            tableFile: (configuration.dataDirectory as NSString).appendingPathComponent("images.json")
+            tableFile: (configuration.dataDirectory as NSString).appendingPathComponent("images.json"),
+            dockerSocket: configuration.dockerSocket
         )
+        self.docker = configuration.dockerSocket.map { DockerEngine(socketPath: $0, group: probe.group) }
         self.modelData = ModelDataStore(
             dataDirectory: configuration.dataDirectory,
             configuration: configuration.modelData
@@ -277,6 +286,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         }
         if let index = fleet.instances.firstIndex(where: { $0.id == event.instanceID }) {
             let dead = fleet.instances.remove(at: index)
+            // Release what the ended instance holds (a container is removed, a pid file deleted).
+            Task { [grace = Duration.zero] in await dead.process.stop(grace: grace) }
             forgetHealth(of: [dead.id])
             restartCounts[dead.id] = dead.restarts
             fleets[event.endpoint]?[event.variant] = fleet
@@ -306,7 +317,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             guard let current = fleets[event.endpoint]?[event.variant], !current.spec.needsNewInstances(for: spec),
                 current.instances.count < current.spec.instanceCount
             else { return }
-            if var instance = try? startInstance(
+            if var instance = try? await startInstance(
                 endpoint: event.endpoint,
                 variant: current.spec,
                 image: current.resolved,
@@ -400,7 +411,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             for index in kept.count..<max(kept.count, variant.instanceCount) {
                 let zoneIndex = index % zones.count
                 do {
-                    let instance = try startInstance(
+                    let instance = try await startInstance(
                         endpoint: endpoint,
                         variant: variant,
                         image: image,
@@ -559,7 +570,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         modelDirectory sharedModelDirectory: String?,
         zone: String,
         subnet: Subnet
-    ) throws(InstanceStartFailure) -> Instance {
+    ) async throws(InstanceStartFailure) -> Instance {
         guard let address = allocateAddress(in: subnet) else {
             throw InstanceStartFailure(reason: "No free address is left in subnet \(subnet.id) (\(subnet.cidr)).")
         }
@@ -584,14 +595,43 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             unixSocket = socketPath
             environment["STRAIT_UNIX_SOCKET"] = socketPath
         }
-        do {
-            let process = try InstanceProcess(
-                id: id,
-                executable: image.executable,
-                arguments: image.arguments,
-                environment: environment,
-                logPath: (base as NSString).appendingPathComponent("\(id).log")
-            )
+        let logPath = (base as NSString).appendingPathComponent("\(id).log")
+        try? FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        do throws(InstanceStartFailure) {
+            let process: any InstanceHandle
+            if let containerImage = image.containerImage {
+                guard let docker else {
+                    throw InstanceStartFailure(
+                        reason: "Image \(containerImage) needs a Docker engine; none is configured."
+                    )
+                }
+                await removeLeftoverContainers(docker)
+                environment["PATH"] = variant.environment["PATH"]  // the image's own PATH, not Strait's
+                process = try await ContainerInstance.start(
+                    engine: docker,
+                    spec: ContainerInstance.Spec(
+                        name: "strait-\(endpoint)-\(id)",
+                        image: containerImage,
+                        environment: environment.filter { $0.key != "SM_MODEL_DIR" },
+                        modelDirectory: sharedModelDirectory,
+                        labels: [
+                            ContainerInstance.endpointLabel: endpoint, ContainerInstance.variantLabel: variant.name,
+                            ContainerInstance.instanceLabel: id,
+                            ContainerInstance.ownerLabel: configuration.dataDirectory,
+                        ],
+                        resources: InstanceResources.forInstanceType(variant.instanceType),
+                        logPath: logPath
+                    )
+                )
+            } else {
+                process = try InstanceProcess(
+                    id: id,
+                    executable: image.executable,
+                    arguments: image.arguments,
+                    environment: environment,
+                    logPath: logPath
+                )
+            }
             logger.info(
                 "instance started",
                 metadata: [
@@ -618,6 +658,20 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             usedAddresses.remove(address)
             throw error
         }
+    }
+
+    /// Removes the containers an earlier run of this data directory left, once.
+    private func removeLeftoverContainers(_ docker: DockerEngine) async {
+        let cleanup =
+            leftoverCleanup
+            ?? Task { [logger, owner = configuration.dataDirectory] in
+                let removed = await ContainerInstance.removeLeftovers(engine: docker, owner: owner)
+                if !removed.isEmpty {
+                    logger.warning("removed containers left by an earlier run", metadata: ["containers": "\(removed)"])
+                }
+            }
+        leftoverCleanup = cleanup
+        await cleanup.value
     }
 
     /// Waits until every instance answers `/ping` with 200; the failure reason of the first that cannot.

@@ -71,6 +71,12 @@ struct Serve: AsyncParsableCommand {
     )
     var instanceCapacity: Int = 64
 
+    @Option(
+        help:
+            "The Docker Engine API socket (dockerd or podman system service) that runs container images, unix:///path (default: $DOCKER_HOST, else /var/run/docker.sock when present)."
+    )
+    var dockerHost: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -116,7 +122,8 @@ struct Serve: AsyncParsableCommand {
             s3EndpointURL: s3EndpointUrl,
             maxModelDataBytes: Int64(maxModelDataMib) << 20,
             images: images,
-            instanceCapacity: instanceCapacity
+            instanceCapacity: instanceCapacity,
+            dockerHost: dockerHost
         )
         let application: Application
         do { application = try buildApplication(configuration, logger: logger) } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import StraitTestSupport
 import Testing
 
@@ -167,5 +168,50 @@ private func failure(_ tar: [UInt8], limit: Int64 = 1 << 20, compress: Bool = tr
         #expect(listing.isTruncated)
         #expect(listing.nextToken == "tok<1>")
         #expect(ListBucketResult.decodeEntities("a &bogus; &#xFFFFFFFF; & b") == "a &bogus; &#xFFFFFFFF; & b")
+    }
+}
+
+@Suite struct ContainerBackendTests {
+    @Test func imagesGoToTheEngineOnlyWhenOneIsConfigured() throws {
+        let withEngine = ImageResolver(workerExecutable: "/opt/strait", dockerSocket: "/run/docker.sock")
+        let resolved = try withEngine.resolve("123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:3").get()
+        #expect(resolved.containerImage == "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-model:3")
+        // Built-ins and local executables keep the process backend.
+        #expect(try withEngine.resolve("strait/echo").get().containerImage == nil)
+        #expect(throws: ImageResolver.Failure.self) { try withEngine.resolve("/nonexistent/serve").get() }
+        let without = ImageResolver(workerExecutable: "/opt/strait")
+        guard case .failure(let failure) = without.resolve("example.com/model:1") else {
+            Issue.record("an image resolved without an engine")
+            return
+        }
+        #expect(failure.reason.contains("--docker-host"))
+    }
+
+    @Test func resourcesFromTheInstanceTypeFitTheMachine() {
+        let large = InstanceResources.forInstanceType("ml.m5.4xlarge")
+        #expect(large.nanoCPUs == Int64(min(16, ProcessInfo.processInfo.activeProcessorCount)) * 1_000_000_000)
+        #expect(large.memoryBytes <= Int64(ProcessInfo.processInfo.physicalMemory) / 2)
+        #expect(InstanceResources.forInstanceType("ml.c5.large").memoryBytes <= 4 << 30)
+        #expect(InstanceResources.forInstanceType(nil).nanoCPUs >= 1_000_000_000)
+    }
+
+    @Test func logFramesSplitAcrossChunks() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path("i-1.log")
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        let demultiplexer = LogDemultiplexer(descriptor: descriptor)
+        var stream: [UInt8] = []
+        for (kind, text) in [(UInt8(1), "out line\n"), (UInt8(2), "err line\n")] {
+            let payload = Array(text.utf8)
+            stream += [kind, 0, 0, 0, 0, 0, 0, UInt8(payload.count)] + payload
+        }
+        for split in [1, 3, 9, 13] {
+            demultiplexer.feed(ByteBuffer(bytes: stream.prefix(split)))
+            demultiplexer.feed(ByteBuffer(bytes: stream.dropFirst(split)))
+        }
+        close(descriptor)
+        let written = String(decoding: try #require(FileManager.default.contents(atPath: path)), as: UTF8.self)
+        #expect(written == String(repeating: "out line\nerr line\n", count: 4))
     }
 }

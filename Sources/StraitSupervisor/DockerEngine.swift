@@ -1,0 +1,174 @@
+import Foundation
+public import NIOCore
+public import NIOHTTP1
+import NIOPosix
+public import StraitCore
+
+/// A client of the Docker Engine HTTP API (API version 1.41, which dockerd and podman's Docker-compatible service
+/// both speak) over the engine's unix socket, on raw NIO: one connection per request.
+public struct DockerEngine: Sendable {
+    public let socketPath: String
+    let group: any EventLoopGroup
+    static let apiVersion = "/v1.41"
+
+    public init(socketPath: String, group: any EventLoopGroup) {
+        self.socketPath = socketPath
+        self.group = group
+    }
+
+    /// The socket named by `--docker-host`, `DOCKER_HOST` (`unix:///path`), else `/var/run/docker.sock` if present.
+    public static func socketPath(option: String?, environment: [String: String]) -> String? {
+        for candidate in [option, environment["DOCKER_HOST"]] {
+            guard let candidate, !candidate.isEmpty else { continue }
+            return candidate.hasPrefix("unix://") ? String(candidate.dropFirst("unix://".count)) : candidate
+        }
+        return FileManager.default.fileExists(atPath: "/var/run/docker.sock") ? "/var/run/docker.sock" : nil
+    }
+
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let status: Int
+        public let message: String
+        public var description: String { message }
+    }
+
+    public struct Response: Sendable {
+        public let status: Int
+        public let body: [UInt8]
+
+        public var json: JSONValue? { try? JSONParser.parse(body) }
+
+        /// The engine's `{"message": …}`, or the body as text.
+        public var message: String {
+            json?["message"]?.stringValue ?? String(decoding: body.prefix(500), as: UTF8.self)
+        }
+    }
+
+    /// Sends one request and collects the whole answer. `timeout` bounds the exchange (nil: no bound, for `wait`).
+    public func request(
+        _ method: HTTPMethod,
+        _ path: String,
+        json: JSONValue? = nil,
+        body: [UInt8]? = nil,
+        contentType: String = "application/json",
+        timeout: TimeAmount? = .seconds(60),
+        onChunk: (@Sendable (ByteBuffer) -> Void)? = nil
+    ) async throws -> Response {
+        let eventLoop = group.next()
+        let promise = eventLoop.makePromise(of: Response.self)
+        let payload = body ?? json.map { Array($0.serialized().utf8) }
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: eventLoop)
+                .connectTimeout(.seconds(5))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(
+                            EngineResponseHandler(promise: promise, onChunk: onChunk)
+                        )
+                    }
+                }
+                .connect(unixDomainSocketPath: socketPath).get()
+        } catch {
+            promise.fail(error)  // never completed otherwise: the handler was not added
+            throw Failure(
+                status: 0,
+                message:
+                    "Cannot reach the Docker engine at \(socketPath) (\(error)). Start dockerd or podman system service, or point strait serve --docker-host (or DOCKER_HOST) at its socket."
+            )
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: "docker")
+        headers.add(name: "connection", value: "close")
+        if let payload { headers.add(name: "content-type", value: contentType) }
+        // Always a length: without one NIO would send a chunked (and so "non-empty") body, which dockerd refuses.
+        headers.add(name: "content-length", value: String(payload?.count ?? 0))
+        let head = HTTPRequestHead(
+            version: .http1_1,
+            method: method,
+            uri: Self.apiVersion + path,
+            headers: headers
+        )
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let payload {
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: payload))), promise: nil)
+        }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let deadline = timeout.map { timeout in
+            eventLoop.scheduleTask(in: timeout) {
+                promise.fail(Failure(status: 0, message: "The Docker engine did not answer \(method) \(path) in time."))
+                channel.close(promise: nil)
+            }
+        }
+        defer { deadline?.cancel() }
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// `request` that must answer 2xx (or one of `accept`); anything else throws with the engine's message.
+    @discardableResult
+    public func expect(
+        _ method: HTTPMethod,
+        _ path: String,
+        json: JSONValue? = nil,
+        accept: Set<Int> = [],
+        timeout: TimeAmount? = .seconds(60)
+    ) async throws -> Response {
+        let response = try await request(method, path, json: json, timeout: timeout)
+        guard (200..<300).contains(response.status) || accept.contains(response.status) else {
+            throw Failure(status: response.status, message: response.message)
+        }
+        return response
+    }
+
+    /// Percent-encodes a query value.
+    static func query(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+            ?? value
+    }
+}
+
+/// Collects one HTTP answer; hands body chunks to `onChunk` as they come (for streams such as logs).
+private final class EngineResponseHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let promise: EventLoopPromise<DockerEngine.Response>
+    private let onChunk: (@Sendable (ByteBuffer) -> Void)?
+    private var status = 0
+    private var body: [UInt8] = []
+
+    init(promise: EventLoopPromise<DockerEngine.Response>, onChunk: (@Sendable (ByteBuffer) -> Void)?) {
+        self.promise = promise
+        self.onChunk = onChunk
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): status = Int(head.status.code)
+        case .body(let chunk):
+            if let onChunk {
+                onChunk(chunk)
+            } else if body.count < 16 << 20 {
+                body.append(contentsOf: chunk.readableBytesView)
+            }
+        case .end:
+            promise.succeed(DockerEngine.Response(status: status, body: body))
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(DockerEngine.Failure(status: 0, message: "The Docker engine closed the connection."))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension EngineResponseHandler: Sendable {}
