@@ -366,6 +366,28 @@ extension TestSigner: CustomTestStringConvertible {
 }
 
 extension SigV4SignerTests {
+    /// The per-loop cache hands out copies of one keyed HMAC: using a copy must never change the cached state.
+    @Test func cachedSigningStateIsCopiedPerRequest() throws {
+        let credentials = Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret")
+        let date = try #require(SigV4Verifier.parseAmzDate("20261129T120000Z"))
+        let signer = SigV4Signer(credentials: credentials, region: "us-east-1", service: "sagemaker")
+        let verifier = SigV4Verifier(
+            region: "us-east-1",
+            service: "sagemaker",
+            credentials: StaticCredentialProvider([credentials]),
+            clock: FixedSignerClock(date: date)
+        )
+        let cache = SigningKeyCache()
+        let host: [(name: String, value: String)] = [("host", "127.0.0.1:8400")]
+        for body in ["a", "b", "a", "c,d", "a"].map({ Array($0.utf8) }) {
+            let signed = host + signer.sign(method: "POST", path: "/x", headers: host, body: body, date: date)
+            let request = SignableRequest(method: "POST", target: "/x", headers: signed, body: body)
+            #expect(try verifier.verify(request, keyCache: cache) == "AKIDEXAMPLE")
+            let tampered = SignableRequest(method: "POST", target: "/x", headers: signed, body: body + [0x20])
+            #expect(throws: ServiceError.self) { try verifier.verify(tampered, keyCache: cache) }
+        }
+    }
+
     /// S3 signs the once-encoded path as sent (found by review: it was encoded twice, so keys with a space, `+` or
     /// `=` got SignatureDoesNotMatch from a real S3). The expected header is botocore's S3SigV4Auth for the same request.
     @Test func s3SignsTheEncodedPathAsSent() throws {
