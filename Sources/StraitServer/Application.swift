@@ -123,6 +123,15 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         invocationTimeout: .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000),
         endpointStatus: { name in (try? store.endpoint(named: name))?.status.rawValue }
     )
+    let dockerSocket: String?
+    do {
+        dockerSocket = try DockerEngine.socketPath(
+            option: configuration.dockerHost,
+            environment: ProcessInfo.processInfo.environment
+        )
+    } catch {
+        throw ConfigurationError(error.message)
+    }
     let reconciler = ProcessReconciler(
         configuration: SupervisorConfiguration(
             dataDirectory: configuration.dataDirectory,
@@ -138,10 +147,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             ),
             imageTable: configuration.images,
             instanceCapacity: configuration.instanceCapacity,
-            dockerSocket: DockerEngine.socketPath(
-                option: configuration.dockerHost,
-                environment: ProcessInfo.processInfo.environment
-            )
+            dockerSocket: dockerSocket
         ),
         probe: HealthProbe(group: group),
         clock: clock,

@@ -63,7 +63,8 @@ public struct ServerConfiguration: Sendable {
         self.maxModelDataBytes = maxModelDataBytes
         self.invocationTimeout = invocationTimeout
         self.maxInstancesPerType = maxInstancesPerType
-        self.dataDirectory = dataDirectory
+        // Absolute and normalised: it is bind-mounted into containers and labels them as this server's.
+        self.dataDirectory = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.region = region

@@ -117,25 +117,41 @@ final class ContainerInstance: InstanceHandle {
                     ]),
                 ])
             )
-            guard let id = created.json?["Id"]?.stringValue else {
+            guard let id = created.json?["Id"]?.stringValue, isContainerID(id) else {
+                await remove(engine: engine, container: spec.name)
                 throw InstanceStartFailure(reason: "The Docker engine created no container: \(created.message)")
             }
             do {
                 try await engine.expect(.POST, "/containers/\(id)/start")
+                let inspected = try await engine.expect(.GET, "/containers/\(id)/json")
+                let pid = Int32(clamping: inspected.json?["State"]?["Pid"]?.intValue ?? 0)
+                let instance = ContainerInstance(containerID: id, pid: pid, engine: engine, logPath: spec.logPath)
+                instance.follow()
+                return instance
             } catch {
-                _ = try? await engine.request(.DELETE, "/containers/\(id)?force=1")
+                await remove(engine: engine, container: id)
                 throw error
             }
-            let inspected = try await engine.expect(.GET, "/containers/\(id)/json")
-            let pid = Int32(inspected.json?["State"]?["Pid"]?.intValue ?? 0)
-            let instance = ContainerInstance(containerID: id, pid: pid, engine: engine, logPath: spec.logPath)
-            instance.follow()
-            return instance
         } catch let failure as InstanceStartFailure {
             throw failure
         } catch {
+            // A create whose answer was lost may still have made the container: it has our name.
+            await remove(engine: engine, container: spec.name)
             throw InstanceStartFailure(reason: "Cannot start a container of \(spec.image): \(error)")
         }
+    }
+
+    /// Removes a container (by id or name), even from a cancelled task: cleanup must reach the engine.
+    static func remove(engine: DockerEngine, container: String) async {
+        await Task.detached {
+            _ = try? await engine.request(.DELETE, "/containers/\(DockerEngine.query(container))?force=1&v=1")
+        }.value
+    }
+
+    /// Engine-made ids are hex; anything else is not put into a request path.
+    static func isContainerID(_ text: String) -> Bool {
+        (12...64).contains(text.utf8.count)
+            && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
     }
 
     private static func ensureImage(engine: DockerEngine, image: String) async throws {
@@ -144,15 +160,13 @@ final class ContainerInstance: InstanceHandle {
             guard found.status == 200 else { throw DockerEngine.Failure(status: found.status, message: found.message) }
             return
         }
-        let (name, tag) = ImageResolver.splitTag(image)
+        let (name, reference) = pullReference(image)
         let pulled = try await engine.request(
             .POST,
-            "/images/create?fromImage=\(DockerEngine.query(name))&tag=\(DockerEngine.query(tag ?? "latest"))",
+            "/images/create?fromImage=\(DockerEngine.query(name))&tag=\(DockerEngine.query(reference))",
             timeout: .minutes(30)
         )
-        // The pull answers 200 with a stream of JSON lines; a failure is a line with "error" (or a non-2xx status).
-        let lines = String(decoding: pulled.body, as: UTF8.self).split(separator: "\n")
-        let error = lines.compactMap { (try? JSONParser.parse(String($0)))?["error"]?.stringValue }.first
+        let error = pullError(pulled.body)
         if !(200..<300).contains(pulled.status) || error != nil {
             throw InstanceStartFailure(
                 reason:
@@ -161,14 +175,34 @@ final class ContainerInstance: InstanceHandle {
         }
     }
 
-    /// Waits for the container to end (recording how), and copies its log stream into the log file meanwhile.
+    /// The error in a pull's answer: a stream of JSON lines ending in "\r\n", where a failure is a line with
+    /// "error" (possibly after progress lines).
+    static func pullError(_ body: [UInt8]) -> String? {
+        body.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            (try? JSONParser.parse(Array(line.filter { $0 != UInt8(ascii: "\r") })))?["error"]?.stringValue
+        }.last
+    }
+
+    /// Pull parameters for an image reference: `name`, `name:tag` and `name[:tag]@sha256:…` (the digest is
+    /// passed as the tag, which the engine accepts).
+    static func pullReference(_ image: String) -> (name: String, reference: String) {
+        if let at = image.firstIndex(of: "@") {
+            let (name, _) = ImageResolver.splitTag(String(image[..<at]))
+            return (name, String(image[image.index(after: at)...]))
+        }
+        let (name, tag) = ImageResolver.splitTag(image)
+        return (name, tag ?? "latest")
+    }
+
+    /// Waits for the container to end, copying its log stream into the log file meanwhile; once it has ended and
+    /// the stream has drained (so the last lines make it into failure reasons), records how, and removes it.
     private func follow() {
         let engine = self.engine
         let id = containerID
         let exit = self.exit
         let descriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         let demultiplexer = LogDemultiplexer(descriptor: descriptor)
-        Task.detached {
+        let logs = Task.detached {
             _ = try? await engine.request(
                 .GET,
                 "/containers/\(id)/logs?follow=1&stdout=1&stderr=1",
@@ -178,40 +212,65 @@ final class ContainerInstance: InstanceHandle {
             if descriptor >= 0 { close(descriptor) }
         }
         Task.detached {
-            while true {
+            var delay = Duration.seconds(1)
+            var description: String?
+            while description == nil, exit.description == nil {
                 do {
                     let waited = try await engine.expect(.POST, "/containers/\(id)/wait", timeout: nil)
-                    let code = waited.json?["StatusCode"]?.intValue ?? -1
-                    exit.finish(description: "exited with status \(code)")
-                    return
-                } catch let failure as DockerEngine.Failure where failure.status == 404 {
-                    exit.finish(description: "was removed")
-                    return
+                    description = "exited with status \(waited.json?["StatusCode"]?.intValue ?? -1)"
+                } catch let failure as DockerEngine.Failure where (400..<500).contains(failure.status) {
+                    description = "was removed"
                 } catch {
-                    // The engine went away for a moment: ask again.
-                    try? await Task.sleep(for: .seconds(1))
+                    // The engine is away: ask again, less and less often.
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(30))
                 }
             }
+            // Let the log stream drain (bounded), then say how it ended, then release the container.
+            _ = await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await logs.value
+                    return true
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(2))
+                    return false
+                }
+                let first = await group.next() ?? false
+                group.cancelAll()
+                return first
+            }
+            logs.cancel()
+            exit.finish(description: description ?? "was removed")
+            await ContainerInstance.remove(engine: engine, container: id)
         }
     }
 
-    /// `POST /containers/{id}/stop?t=grace` (SIGTERM, then SIGKILL after the grace period), then removal.
+    /// `POST /containers/{id}/stop?t=grace` (SIGTERM, then SIGKILL after the grace period), then removal; not cut
+    /// short by cancellation (a shutdown must still stop its containers).
     func stop(grace: Duration) async {
         let seconds = max(0, Int(grace.components.seconds))
-        if isRunning {
-            _ = try? await engine.request(
-                .POST,
-                "/containers/\(containerID)/stop?t=\(seconds)",
-                timeout: .seconds(Int64(seconds) + 30)
-            )
-            _ = await exit.wait(atMost: .seconds(5))
-        }
-        _ = try? await engine.request(.DELETE, "/containers/\(containerID)?force=1&v=1")
+        let engine = self.engine
+        let id = containerID
+        let running = isRunning
+        let exit = self.exit
+        await Task.detached {
+            if running {
+                _ = try? await engine.request(
+                    .POST,
+                    "/containers/\(id)/stop?t=\(seconds)",
+                    timeout: .seconds(Int64(seconds) + 30)
+                )
+                _ = await exit.wait(atMost: .seconds(5))
+            }
+            await ContainerInstance.remove(engine: engine, container: id)
+        }.value
         exit.finish(description: "was removed")
     }
 
-    /// Removes every container an earlier run of this data directory left (they are labelled with it).
-    static func removeLeftovers(engine: DockerEngine, owner: String) async -> [String] {
+    /// Removes every container an earlier run of this data directory left (they are labelled with it); nil when
+    /// the engine could not be asked.
+    static func removeLeftovers(engine: DockerEngine, owner: String) async -> [String]? {
         let filters = JSONValue.object(["label": .array([.string("\(ownerLabel)=\(owner)")])]).serialized()
         guard
             let listed = try? await engine.expect(
@@ -219,11 +278,11 @@ final class ContainerInstance: InstanceHandle {
                 "/containers/json?all=1&filters=\(DockerEngine.query(filters))"
             ),
             let containers = listed.json?.arrayValue
-        else { return [] }
+        else { return nil }
         var removed: [String] = []
         for container in containers {
-            guard let id = container["Id"]?.stringValue else { continue }
-            _ = try? await engine.request(.DELETE, "/containers/\(id)?force=1&v=1")
+            guard let id = container["Id"]?.stringValue, isContainerID(id) else { continue }
+            await remove(engine: engine, container: id)
             removed.append(String(id.prefix(12)))
         }
         return removed

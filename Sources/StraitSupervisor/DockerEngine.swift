@@ -3,26 +3,81 @@ public import NIOCore
 public import NIOHTTP1
 import NIOPosix
 public import StraitCore
+import Synchronization
 
 /// A client of the Docker Engine HTTP API (API version 1.41, which dockerd and podman's Docker-compatible service
 /// both speak) over the engine's unix socket, on raw NIO: one connection per request.
-public struct DockerEngine: Sendable {
+public final class DockerEngine: Sendable {
     public let socketPath: String
     let group: any EventLoopGroup
-    static let apiVersion = "/v1.41"
+    /// The API version used: the engine's own, capped at the newest Strait was written against and refused below
+    /// the oldest it needs (dockerd 20.10 speaks 1.41; Docker 29 accepts nothing older than 1.44).
+    private let negotiated = Mutex<String?>(nil)
+    static let oldestVersion = (1, 41)
+    static let newestVersion = (1, 45)
 
     public init(socketPath: String, group: any EventLoopGroup) {
         self.socketPath = socketPath
         self.group = group
     }
 
-    /// The socket named by `--docker-host`, `DOCKER_HOST` (`unix:///path`), else `/var/run/docker.sock` if present.
-    public static func socketPath(option: String?, environment: [String: String]) -> String? {
+    /// The socket named by `--docker-host`, `DOCKER_HOST` (`unix:///path` or an absolute path), else
+    /// `/var/run/docker.sock` if present. Other schemes (tcp://, ssh://) are refused.
+    public static func socketPath(option: String?, environment: [String: String]) throws(Failure) -> String? {
         for candidate in [option, environment["DOCKER_HOST"]] {
             guard let candidate, !candidate.isEmpty else { continue }
-            return candidate.hasPrefix("unix://") ? String(candidate.dropFirst("unix://".count)) : candidate
+            let path = candidate.hasPrefix("unix://") ? String(candidate.dropFirst("unix://".count)) : candidate
+            guard path.hasPrefix("/") else {
+                throw Failure(
+                    status: 0,
+                    message:
+                        "The Docker host \(candidate) is not supported: give the engine's unix socket, unix:///path."
+                )
+            }
+            return path
         }
         return FileManager.default.fileExists(atPath: "/var/run/docker.sock") ? "/var/run/docker.sock" : nil
+    }
+
+    /// `/v<version>`, negotiated with the engine once (`GET /version`).
+    private func versionPrefix() async throws -> String {
+        if let known = negotiated.withLock({ $0 }) { return known }
+        let answer = try await exchange(
+            .GET,
+            "/version",
+            json: nil,
+            body: nil,
+            contentType: "",
+            timeout: .seconds(10),
+            onChunk: nil
+        )
+        guard answer.status == 200, let document = answer.json,
+            let server = Self.parse(document["ApiVersion"]?.stringValue)
+        else {
+            throw Failure(
+                status: answer.status,
+                message: "The Docker engine at \(socketPath) did not say its API version."
+            )
+        }
+        let minimum = Self.parse(document["MinAPIVersion"]?.stringValue) ?? Self.oldestVersion
+        let chosen = server < Self.newestVersion ? server : Self.newestVersion
+        guard chosen >= Self.oldestVersion, chosen >= minimum else {
+            throw Failure(
+                status: 0,
+                message:
+                    "The Docker engine at \(socketPath) speaks API \(server.0).\(server.1) (minimum \(minimum.0).\(minimum.1)); Strait needs 1.41 to 1.45."
+            )
+        }
+        let prefix = "/v\(chosen.0).\(chosen.1)"
+        negotiated.withLock { $0 = prefix }
+        return prefix
+    }
+
+    static func parse(_ version: String?) -> (Int, Int)? {
+        guard let parts = version?.split(separator: "."), parts.count == 2, let major = Int(parts[0]),
+            let minor = Int(parts[1])
+        else { return nil }
+        return (major, minor)
     }
 
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -53,6 +108,28 @@ public struct DockerEngine: Sendable {
         timeout: TimeAmount? = .seconds(60),
         onChunk: (@Sendable (ByteBuffer) -> Void)? = nil
     ) async throws -> Response {
+        let prefix = try await versionPrefix()
+        return try await exchange(
+            method,
+            prefix + path,
+            json: json,
+            body: body,
+            contentType: contentType,
+            timeout: timeout,
+            onChunk: onChunk
+        )
+    }
+
+    private func exchange(
+        _ method: HTTPMethod,
+        _ uri: String,
+        json: JSONValue?,
+        body: [UInt8]?,
+        contentType: String,
+        timeout: TimeAmount?,
+        onChunk: (@Sendable (ByteBuffer) -> Void)?
+    ) async throws -> Response {
+        let path = uri
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: Response.self)
         let payload = body ?? json.map { Array($0.serialized().utf8) }
@@ -86,7 +163,7 @@ public struct DockerEngine: Sendable {
         let head = HTTPRequestHead(
             version: .http1_1,
             method: method,
-            uri: Self.apiVersion + path,
+            uri: uri,
             headers: headers
         )
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
@@ -124,11 +201,14 @@ public struct DockerEngine: Sendable {
         return response
     }
 
-    /// Percent-encodes a query value.
+    /// Percent-encodes a query value (everything but ASCII letters, digits and `-._~`).
     static func query(_ value: String) -> String {
-        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
-            ?? value
+        value.addingPercentEncoding(withAllowedCharacters: unreserved) ?? value
     }
+
+    private static let unreserved = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    )
 }
 
 /// Collects one HTTP answer; hands body chunks to `onChunk` as they come (for streams such as logs).
@@ -149,7 +229,7 @@ private final class EngineResponseHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head): status = Int(head.status.code)
         case .body(let chunk):
-            if let onChunk {
+            if let onChunk, status == 200 {
                 onChunk(chunk)
             } else if body.count < 16 << 20 {
                 body.append(contentsOf: chunk.readableBytesView)

@@ -54,7 +54,7 @@ public struct ImageResolver: Sendable {
         let (name, _) = Self.splitTag(image)
         if let target = table[image] ?? table[name] {
             // A table entry names a path, a file:// URL or a built-in image; it is not looked up again.
-            return ImageResolver(workerExecutable: workerExecutable).resolve(target)
+            return ImageResolver(workerExecutable: workerExecutable, dockerSocket: dockerSocket).resolve(target)
                 .mapError { Failure(reason: "Image \(image) maps to \(target) in the image table: \($0.reason)") }
         }
         if let runtime = Self.builtInRuntime(name) {

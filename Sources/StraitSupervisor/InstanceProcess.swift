@@ -103,8 +103,8 @@ final class InstanceProcess: Sendable {
         var result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         // ETXTBSY: another thread's child briefly holds a write descriptor of a just-written executable.
         var attempts = 0
-        while result == ETXTBSY, attempts < 100 {
-            usleep(20_000)
+        while result == ETXTBSY, attempts < 50 {
+            usleep(10_000)
             attempts += 1
             result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         }

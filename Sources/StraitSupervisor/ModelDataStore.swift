@@ -1,5 +1,6 @@
 import Foundation
 public import StraitAuth
+import Synchronization
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -131,21 +132,24 @@ public actor ModelDataStore {
         defer { if inFlight[destination] == task { inFlight[destination] = nil } }
         do {
             guard let timeout else { return try await task.value }
-            return try await withThrowingTaskGroup(of: String?.self) { group in
-                group.addTask { try await task.value }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
+            // Race the fetch against the timeout without waiting for the loser: the fetch may be shared with
+            // another deployment (which may allow longer), so it goes on and fills the cache.
+            let timedOut = Failure(
+                reason:
+                    "The model data download from \(url) did not finish within \(timeout.components.seconds) seconds (ModelDataDownloadTimeoutInSeconds)."
+            )
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+                let once = ResumeFirst(continuation)
+                let waiter = Task {
+                    do { once.resume(with: .success(try await task.value)) } catch {
+                        once.resume(with: .failure(error))
+                    }
                 }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let directory = first else {
-                    task.cancel()
-                    throw Failure(
-                        reason:
-                            "The model data download from \(url) did not finish within \(timeout.components.seconds) seconds (ModelDataDownloadTimeoutInSeconds)."
-                    )
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    once.resume(with: .failure(timedOut))
+                    waiter.cancel()
                 }
-                return directory
             }
         } catch let failure as Failure {
             throw failure
@@ -376,8 +380,12 @@ public actor ModelDataStore {
         guard let (bucket, prefix) = s3Location(url) else {
             throw Failure(reason: "S3DataType S3Prefix needs an s3:// URI, not \(url).")
         }
+        guard prefix.isEmpty || prefix.hasSuffix("/") else {
+            throw Failure(reason: "An S3Prefix S3Uri must end with '/': \(url).")
+        }
         var keys: [String] = []
         var token: String?
+        var seenTokens: Set<String> = []
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
             if let token { query.append(("continuation-token", token)) }
@@ -387,6 +395,14 @@ public actor ModelDataStore {
             let listing = ListBucketResult(xml: String(decoding: data, as: UTF8.self))
             keys += listing.keys
             token = listing.isTruncated ? listing.nextToken : nil
+            if listing.isTruncated {
+                guard let next = token, seenTokens.insert(next).inserted, !listing.keys.isEmpty else {
+                    throw Failure(
+                        reason:
+                            "Listing the model data at \(url) did not page properly (truncated without a new token)."
+                    )
+                }
+            }
             guard keys.count <= maximumObjects else {
                 throw Failure(reason: "The model data at \(url) has more than \(maximumObjects) objects.")
             }
@@ -416,6 +432,20 @@ public actor ModelDataStore {
                     reason: "The model data at \(url) is over the limit of \(configuration.maximumBytes) bytes."
                 )
             }
+        }
+    }
+}
+
+/// Resumes a continuation with the first result only.
+private final class ResumeFirst<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, any Error>?>
+
+    init(_ continuation: CheckedContinuation<Value, any Error>) { self.continuation = Mutex(continuation) }
+
+    func resume(with result: Result<Value, any Error>) {
+        continuation.withLock { stored in
+            stored?.resume(with: result)
+            stored = nil
         }
     }
 }

@@ -125,8 +125,9 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private let resolver: ImageResolver
     private let modelData: ModelDataStore
     private let docker: DockerEngine?
-    /// Containers an earlier run left are removed once, before the first container of this run is made.
-    private var leftoverCleanup: Task<Void, Never>?
+    /// Containers an earlier run left are removed once (from `run()`, and before the first container of this run
+    /// is made); a sweep the engine did not answer is tried again next time.
+    private var leftoverCleanup: Task<Bool, Never>?
     private let probe: HealthProbe
     private let logger: Logger
     private let clock: any WallClock
@@ -173,6 +174,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.monitorHealth() }
+                if let docker = self.docker { group.addTask { await self.removeLeftoverContainers(docker) } }
                 for await event in exits {
                     group.addTask { await self.replace(event) }
                 }
@@ -574,7 +576,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         guard let address = allocateAddress(in: subnet) else {
             throw InstanceStartFailure(reason: "No free address is left in subnet \(subnet.id) (\(subnet.cidr)).")
         }
-        guard let port = Self.freePort(on: address) else {
+        // A container on the host network usually listens on every address: its port must be free on all of them.
+        guard let port = Self.freePort(on: image.containerImage == nil ? address : "0.0.0.0") else {
             usedAddresses.remove(address)
             throw InstanceStartFailure(reason: "No free port on \(address).")
         }
@@ -665,13 +668,16 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         let cleanup =
             leftoverCleanup
             ?? Task { [logger, owner = configuration.dataDirectory] in
-                let removed = await ContainerInstance.removeLeftovers(engine: docker, owner: owner)
+                guard let removed = await ContainerInstance.removeLeftovers(engine: docker, owner: owner) else {
+                    return false
+                }
                 if !removed.isEmpty {
                     logger.warning("removed containers left by an earlier run", metadata: ["containers": "\(removed)"])
                 }
+                return true
             }
         leftoverCleanup = cleanup
-        await cleanup.value
+        if await !cleanup.value, leftoverCleanup == cleanup { leftoverCleanup = nil }
     }
 
     /// Waits until every instance answers `/ping` with 200; the failure reason of the first that cannot.

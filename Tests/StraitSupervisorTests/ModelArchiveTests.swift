@@ -187,6 +187,25 @@ private func failure(_ tar: [UInt8], limit: Int64 = 1 << 20, compress: Bool = tr
         #expect(failure.reason.contains("--docker-host"))
     }
 
+    @Test func pullStreamsAndReferences() {
+        // dockerd ends stream lines with \r\n; the error may come after progress lines.
+        let stream = Array(
+            "{\"status\":\"Pulling fs layer\"}\r\n{\"status\":\"Downloading\"}\r\n{\"errorDetail\":{\"message\":\"no space left\"},\"error\":\"no space left\"}\r\n"
+                .utf8
+        )
+        #expect(ContainerInstance.pullError(stream) == "no space left")
+        #expect(ContainerInstance.pullError(Array("{\"status\":\"Downloaded\"}\r\n".utf8)) == nil)
+        #expect(ContainerInstance.pullReference("repo/model:1") == ("repo/model", "1"))
+        #expect(ContainerInstance.pullReference("localhost:5000/model") == ("localhost:5000/model", "latest"))
+        #expect(
+            ContainerInstance.pullReference("acct.dkr.ecr.us-east-1.amazonaws.com/m:2@sha256:abc") == (
+                "acct.dkr.ecr.us-east-1.amazonaws.com/m", "sha256:abc"
+            )
+        )
+        #expect(ContainerInstance.isContainerID("0123456789abcdef"))
+        #expect(!ContainerInstance.isContainerID("../../x"))
+    }
+
     @Test func resourcesFromTheInstanceTypeFitTheMachine() {
         let large = InstanceResources.forInstanceType("ml.m5.4xlarge")
         #expect(large.nanoCPUs == Int64(min(16, ProcessInfo.processInfo.activeProcessorCount)) * 1_000_000_000)

@@ -127,14 +127,28 @@ class Engine:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.log.close()
+        # containerd shims leave dockerd's process group; end any of ours that is still there.
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if str(self.root).encode() in cmdline and b"containerd-shim" in cmdline:
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except OSError:
+                    pass
         # dockerd leaves its default network namespace mounted under its exec-root.
         netns = self.root / "exec" / "netns" / "default"
         if netns.exists():
             subprocess.run(["umount", str(netns)], check=False)
-        for mount in Path("/proc/self/mounts").read_text().splitlines():
-            point = mount.split()[1]
+        points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        for point in reversed(points):  # children before parents
             if point.startswith(str(self.root) + "/"):
-                subprocess.run(["umount", point], check=False)
+                if subprocess.run(["umount", point], check=False, capture_output=True).returncode != 0:
+                    subprocess.run(["umount", "-l", point], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -248,10 +262,11 @@ def test_killed_container_is_replaced(server, engine, tmp_path):
 
 def test_missing_image_fails_with_the_engines_message(server, engine):
     res = server.res
-    model = res.model(image="registry.invalid/strait/none:1")
+    # A registry on a loopback port nothing listens on: refused at once, and no traffic leaves the machine.
+    model = res.model(image="127.0.0.1:1/strait/none:1")
     endpoint = res.endpoint(res.endpoint_config(model), wait=False)
     reason = res.wait_status(endpoint, {"Failed"})["FailureReason"]
-    assert "Requested image registry.invalid/strait/none:1 not found" in reason, reason
+    assert "Requested image 127.0.0.1:1/strait/none:1 not found" in reason, reason
     assert "could not pull it" in reason, reason
 
 
