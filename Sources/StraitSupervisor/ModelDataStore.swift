@@ -335,8 +335,13 @@ public actor ModelDataStore {
         return request
     }
 
-    /// GETs `url` (s3, https, http) into `path`.
-    private static func download(_ url: String, to path: String, configuration: ModelDataConfiguration) async throws {
+    /// GETs `url` (s3, https, http) into `path`, at most `limit` bytes (default: the model data limit).
+    private static func download(
+        _ url: String,
+        to path: String,
+        configuration: ModelDataConfiguration,
+        limit: Int64? = nil
+    ) async throws {
         var request: URLRequest
         if url.hasPrefix("s3://") {
             guard let (bucket, key) = s3Location(url), !key.isEmpty else {
@@ -349,14 +354,28 @@ public actor ModelDataStore {
             throw Failure(reason: "The model data URL \(url) is not s3://, https://, http:// or file://.")
         }
         request.timeoutInterval = 300
-        let (temporary, response) = try await URLSession.shared.download(for: request)
-        defer { try? FileManager.default.removeItem(at: temporary) }
-        try check(response, url: url)
-        try FileManager.default.moveItem(at: temporary, to: URL(fileURLWithPath: path))
+        // Streamed into place with the size bound applied as bytes arrive.
+        let bound = limit ?? configuration.maximumBytes
+        switch try await BoundedDownload.run(request, to: path, maximumBytes: bound) {
+        case .completed(let status):
+            do { try check(status: status, url: url) } catch {
+                try? FileManager.default.removeItem(atPath: path)
+                throw error
+            }
+        case .tooLarge:
+            try? FileManager.default.removeItem(atPath: path)
+            throw Failure(reason: "The model data at \(url) is over the limit of \(bound) bytes.")
+        case .failed(let reason):
+            try? FileManager.default.removeItem(atPath: path)
+            throw Failure(reason: "Failed to download model data from \(url): \(reason)")
+        }
     }
 
     private static func check(_ response: URLResponse, url: String) throws {
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        try check(status: (response as? HTTPURLResponse)?.statusCode ?? 0, url: url)
+    }
+
+    private static func check(status: Int, url: String) throws {
         guard (200..<300).contains(status) else {
             switch status {
             case 404: throw Failure(reason: "Could not find model data at \(url) (HTTP 404).")
@@ -425,7 +444,12 @@ public actor ModelDataStore {
                 atPath: (target as NSString).deletingLastPathComponent,
                 withIntermediateDirectories: true
             )
-            try await download("s3://\(bucket)/\(key)", to: target, configuration: configuration)
+            try await download(
+                "s3://\(bucket)/\(key)",
+                to: target,
+                configuration: configuration,
+                limit: configuration.maximumBytes - total
+            )
             total += (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int64) ?? 0
             guard total <= configuration.maximumBytes else {
                 throw Failure(

@@ -264,3 +264,23 @@ def test_model_data_source_s3_prefix_and_compression(strait_factory, s3_server, 
             assert reason in failed["FailureReason"], (uri, failed["FailureReason"])
     finally:
         resources.cleanup()
+
+
+def test_oversized_model_data_is_cut_off(strait_factory, tmp_path):
+    """Over --max-model-data-mib the download stops (here at the announced length) and the endpoint fails."""
+    (tmp_path / "big.bin").write_bytes(b"\0" * (3 << 20))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    server = strait_factory.start(args=["--max-model-data-mib", "1"])
+    res = server.resources()
+    try:
+        model = res.model(image="strait/echo", model_data=f"http://127.0.0.1:{web.server_address[1]}/big.bin")
+        endpoint = res.endpoint(res.endpoint_config(model), wait=False)
+        reason = res.wait_status(endpoint, {"Failed"})["FailureReason"]
+        assert "over the limit of 1048576 bytes" in reason, reason
+        assert not list((server.data_dir / "models").glob("*/big.bin"))
+    finally:
+        res.cleanup()
+        web.shutdown()
+        web.server_close()
