@@ -30,6 +30,8 @@ public struct InstanceRoute: Sendable {
     public let outstanding: OutstandingRequests
     /// Calls in flight at which the instance counts as full: a zonal endpoint then looks to other zones.
     public let capacity: Int
+    /// `host:port`, for the Host header of forwarded calls (made once, not per call).
+    public let hostHeader: String
 
     public init(
         id: String,
@@ -47,6 +49,7 @@ public struct InstanceRoute: Sendable {
         self.unixSocket = unixSocket
         self.outstanding = outstanding
         self.capacity = capacity
+        self.hostHeader = "\(host):\(port)"
     }
 
     var hasCapacity: Bool { outstanding.value < capacity }

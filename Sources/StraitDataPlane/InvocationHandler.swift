@@ -289,7 +289,7 @@ public final class InvocationHandler: ChannelInboundHandler {
         }
         let instance = variant.instances[instanceIndex]
         var headers = HTTPHeaders()
-        headers.add(name: "host", value: "\(instance.host):\(instance.port)")
+        headers.add(name: "host", value: instance.hostHeader)
         headers.add(name: "content-length", value: String(request.body.readableBytes))
         for name in Self.forwardedHeaders {
             for value in request.head.headers[name] { headers.add(name: name, value: value) }

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import NIOPosix
 public import ServiceLifecycle
 public import StraitCore
 
@@ -158,7 +159,11 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             tableFile: (configuration.dataDirectory as NSString).appendingPathComponent("images.json"),
             dockerSocket: configuration.dockerSocket
         )
-        self.docker = configuration.dockerSocket.map { DockerEngine(socketPath: $0, group: probe.group) }
+        // Engine traffic (long polls, container log streams copied to files) gets an event loop of its own, so a
+        // chatty container never takes time from the loops that serve invocations.
+        self.docker = configuration.dockerSocket.map {
+            DockerEngine(socketPath: $0, group: MultiThreadedEventLoopGroup.singleton.next())
+        }
         self.modelData = ModelDataStore(
             dataDirectory: configuration.dataDirectory,
             configuration: configuration.modelData
