@@ -198,12 +198,6 @@ public enum SigV4 {
 
     /// The path with dot segments and empty segments removed, each byte outside the unreserved set
     /// percent-encoded (so an already-encoded path is encoded again, as AWS does for every service but S3).
-    static func canonicalURI(_ path: String) -> String {
-        var out = [UInt8]()
-        appendCanonicalURI(path, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
     static func appendCanonicalURI(_ path: String, to out: inout [UInt8]) {
         let start = out.count
         // Where each kept segment begins in `out` (after its slash), so `..` can drop the last one.
@@ -243,12 +237,6 @@ public enum SigV4 {
     }
 
     /// Trims a header value and folds runs of spaces and tabs into one space.
-    static func canonicalHeaderValue(_ value: String) -> String {
-        var out = [UInt8]()
-        appendCanonicalHeaderValue(value, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
     static func appendCanonicalHeaderValue(_ value: String, to out: inout [UInt8]) {
         let start = out.count
         var pendingSpace = false

@@ -163,10 +163,6 @@ public struct SigV4Verifier: Sendable {
         ServiceError(code: code, message: message, status: 403)
     }
 
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        constantTimeEqual(Array(a.utf8), Array(b.utf8))
-    }
-
     static func constantTimeEqual(_ x: [UInt8], _ y: [UInt8]) -> Bool {
         guard x.count == y.count else { return false }
         var difference: UInt8 = 0

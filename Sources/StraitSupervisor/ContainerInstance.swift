@@ -86,7 +86,8 @@ final class ContainerInstance: InstanceHandle {
         var name: String
         var image: String
         var environment: [String: String]
-        var modelDirectory: String?
+        /// Mounted read-only at /opt/ml/model (empty when the model has no model data, as on SageMaker).
+        var modelDirectory: String
         var labels: [String: String]
         var resources: InstanceResources
         var logPath: String
@@ -96,8 +97,7 @@ final class ContainerInstance: InstanceHandle {
     static func start(engine: DockerEngine, spec: Spec) async throws(InstanceStartFailure) -> ContainerInstance {
         do {
             try await ensureImage(engine: engine, image: spec.image)
-            var binds: [JSONValue] = []
-            if let modelDirectory = spec.modelDirectory { binds.append(.string("\(modelDirectory):/opt/ml/model:ro")) }
+            let binds: [JSONValue] = [.string("\(spec.modelDirectory):/opt/ml/model:ro")]
             var environment = spec.environment
             environment["SM_MODEL_DIR"] = "/opt/ml/model"
             let created = try await engine.expect(

@@ -129,7 +129,6 @@ public final class DockerEngine: Sendable {
         timeout: TimeAmount?,
         onChunk: (@Sendable (ByteBuffer) -> Void)?
     ) async throws -> Response {
-        let path = uri
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: Response.self)
         let payload = body ?? json.map { Array($0.serialized().utf8) }
@@ -173,7 +172,7 @@ public final class DockerEngine: Sendable {
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         let deadline = timeout.map { timeout in
             eventLoop.scheduleTask(in: timeout) {
-                promise.fail(Failure(status: 0, message: "The Docker engine did not answer \(method) \(path) in time."))
+                promise.fail(Failure(status: 0, message: "The Docker engine did not answer \(method) \(uri) in time."))
                 channel.close(promise: nil)
             }
         }

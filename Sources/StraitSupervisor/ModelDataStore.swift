@@ -109,11 +109,6 @@ public actor ModelDataStore {
         }
     }
 
-    /// The model directory for `url` (a ModelDataUrl), fetched now unless an earlier call already did.
-    public func directory(for url: String) async throws(Failure) -> String {
-        try await directory(for: ModelDataSource(url: url), timeout: nil)
-    }
-
     /// The model directory for `source`, fetched now unless an earlier call already did; a fetch that takes longer
     /// than `timeout` (ModelDataDownloadTimeoutInSeconds) fails. Local sources are keyed by their modification time
     /// too, so a re-saved file is picked up by the next deployment.

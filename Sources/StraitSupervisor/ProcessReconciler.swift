@@ -594,8 +594,11 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         var environment = variant.environment
         environment["SAGEMAKER_BIND_TO_PORT"] = String(port)
         environment["STRAIT_BIND_ADDRESS"] = address
-        environment["SM_MODEL_DIR"] = modelDirectory
-        environment["PATH"] = environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        if image.containerImage == nil {
+            // A container gets SM_MODEL_DIR as its mount point and keeps its image's PATH.
+            environment["SM_MODEL_DIR"] = modelDirectory
+            environment["PATH"] = environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        }
         // Built-in runtimes also serve on a Unix socket (when its path fits sockaddr_un), which the data plane uses.
         var unixSocket: String?
         let socketPath = (base as NSString).appendingPathComponent("\(id).sock")
@@ -614,14 +617,13 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                     )
                 }
                 await removeLeftoverContainers(docker)
-                environment["PATH"] = variant.environment["PATH"]  // the image's own PATH, not Strait's
                 process = try await ContainerInstance.start(
                     engine: docker,
                     spec: ContainerInstance.Spec(
                         name: "strait-\(endpoint)-\(id)",
                         image: containerImage,
-                        environment: environment.filter { $0.key != "SM_MODEL_DIR" },
-                        modelDirectory: sharedModelDirectory,
+                        environment: environment,
+                        modelDirectory: modelDirectory,
                         labels: [
                             ContainerInstance.endpointLabel: endpoint, ContainerInstance.variantLabel: variant.name,
                             ContainerInstance.instanceLabel: id,

@@ -1,3 +1,5 @@
+import StraitCore
+
 /// `SAGEMAKER_INFERENCE_OUTPUT`: the SageMaker XGBoost container's selectable inference outputs — predicted_label,
 /// labels, probability, probabilities, raw_score, raw_scores, predicted_score — per objective.
 ///
@@ -129,30 +131,13 @@ enum SelectableOutput {
             out.append("{")
             for (index, key) in objectKeys.enumerated() {
                 if index > 0 { out.append(", ") }
-                out.append("\"")
-                out.append(jsonEscaped(key))
-                out.append("\": ")
+                out.append(JSONValue.string(key).serialized())
+                out.append(": ")
                 rowValue(key, row).write(to: &out)
             }
             out.append(lines ? "}\n" : "}")
         }
         if !lines { out.append("]}") }
         return .success(out.bytes)
-    }
-
-    private static func jsonEscaped(_ text: String) -> String {
-        var result = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case _ where scalar.value < 0x20:
-                result +=
-                    "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
     }
 }
