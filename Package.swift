@@ -59,6 +59,8 @@ let package = Package(
         ),
         // XGBoost models: loading (JSON, UBJSON), prediction, SageMaker XGBoost payloads. No NIO.
         .target(name: "StraitXGBoost", dependencies: ["StraitCore"]),
+        // The EC2 API subset (VPCs, subnets, security groups, interface endpoints) and private DNS. No NIO.
+        .target(name: "StraitNetwork", dependencies: ["StraitCore", "StraitStore"]),
         .target(
             name: "StraitRuntimes",
             dependencies: [
@@ -72,8 +74,9 @@ let package = Package(
             name: "StraitServer",
             dependencies: [
                 "StraitCore", "StraitStore", "StraitAuth", "StraitControlPlane", "StraitDataPlane", "StraitSupervisor",
-                "StraitRuntimes",
+                "StraitRuntimes", "StraitNetwork",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,6 +99,7 @@ let package = Package(
         .testTarget(name: "StraitCoreTests", dependencies: ["StraitCore", "StraitTestSupport"]),
         .testTarget(name: "StraitStoreTests", dependencies: ["StraitStore", "StraitTestSupport"]),
         .testTarget(name: "StraitAuthTests", dependencies: ["StraitAuth", "StraitCore", "StraitTestSupport"]),
+        .testTarget(name: "StraitNetworkTests", dependencies: ["StraitNetwork", "StraitCore", "StraitStore"]),
         .testTarget(name: "StraitXGBoostTests", dependencies: ["StraitXGBoost", "StraitCore"]),
         .testTarget(name: "StraitServerTests", dependencies: ["StraitServer", "StraitCore"]),
         .testTarget(

@@ -147,3 +147,47 @@ public struct ZoneLayout: Sendable, Equatable {
         return "\(parts[0])\(short)\(parts[2])"
     }
 }
+
+extension IPv4CIDR {
+    /// Whether the block holds the address (host order).
+    public func contains(_ address: UInt32) -> Bool {
+        let mask: UInt32 = prefixLength == 0 ? 0 : ~UInt32(0) << (32 - prefixLength)
+        return address & mask == base
+    }
+
+    /// Whether two blocks share an address.
+    public func overlaps(_ other: IPv4CIDR) -> Bool {
+        let shorter = min(prefixLength, other.prefixLength)
+        let mask: UInt32 = shorter == 0 ? 0 : ~UInt32(0) << (32 - shorter)
+        return base & mask == other.base & mask
+    }
+
+    /// Whether `other` lies wholly inside this block.
+    public func covers(_ other: IPv4CIDR) -> Bool {
+        other.prefixLength >= prefixLength && contains(other.base)
+    }
+
+    /// Parses `a.b.c.d/n`, clearing host bits as EC2 does (`10.0.0.18/16` → `10.0.0.0/16`).
+    public static func canonical(_ text: String) -> IPv4CIDR? {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = parseAddress(String(parts[0])),
+            parts[1].count <= 2, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let length = Int(parts[1]),
+            (0...32).contains(length)
+        else { return nil }
+        let mask: UInt32 = length == 0 ? 0 : ~UInt32(0) << (32 - length)
+        return IPv4CIDR("\(format(address & mask))/\(length)")
+    }
+
+    /// The smallest block holding all of `blocks`.
+    public static func covering(_ blocks: [IPv4CIDR]) -> IPv4CIDR? {
+        guard let first = blocks.first else { return nil }
+        var length = blocks.map(\.prefixLength).min() ?? 32
+        while length > 0 {
+            let mask: UInt32 = ~UInt32(0) << (32 - length)
+            if blocks.allSatisfy({ $0.base & mask == first.base & mask }) { break }
+            length -= 1
+        }
+        let mask: UInt32 = length == 0 ? 0 : ~UInt32(0) << (32 - length)
+        return IPv4CIDR("\(format(first.base & mask))/\(length)")
+    }
+}

@@ -102,12 +102,3 @@ public enum ConfigurationFile {
         return ZoneLayout(zones: zones)
     }
 }
-
-extension IPv4CIDR {
-    /// Whether two blocks share an address.
-    func overlaps(_ other: IPv4CIDR) -> Bool {
-        let shorter = min(prefixLength, other.prefixLength)
-        let mask: UInt32 = shorter == 0 ? 0 : ~UInt32(0) << (32 - shorter)
-        return base & mask == other.base & mask
-    }
-}

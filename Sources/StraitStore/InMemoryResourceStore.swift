@@ -7,11 +7,18 @@ public final class InMemoryResourceStore: ResourceStore {
         var documents: [ResourceType: [String: DocumentRecord]] = [:]
         var endpoints: [String: EndpointRecord] = [:]
         var tags: [String: [Tag]] = [:]
+        var network: String?
     }
 
     private let state = Mutex(State())
 
     public init() {}
+
+    public func networkDocument() throws(StoreError) -> String? { state.withLock { $0.network } }
+
+    public func saveNetworkDocument(_ document: String) throws(StoreError) {
+        state.withLock { $0.network = document }
+    }
 
     private static func key(_ name: String) -> String { name.lowercased() }
 

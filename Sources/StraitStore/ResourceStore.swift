@@ -59,6 +59,11 @@ public protocol ResourceStore: Sendable {
     /// Adds or overwrites tags by key. Throws `.limitExceeded` if the resource would hold more than `limit`.
     func addTags(_ tags: [Tag], to arn: String, limit: Int) throws(StoreError)
     func deleteTags(keys: [String], from arn: String) throws(StoreError)
+
+    /// The EC2 network (VPCs, subnets, security groups, VPC endpoints) as one JSON document; nil before first start.
+    func networkDocument() throws(StoreError) -> String?
+    /// Replaces the network document in one transaction.
+    func saveNetworkDocument(_ document: String) throws(StoreError)
 }
 
 extension Array where Element == Tag {

@@ -6,7 +6,7 @@ public final class SQLiteResourceStore: ResourceStore {
     private let db: SQLiteDatabase
 
     /// The schema version this code writes; an older file is migrated forward, a newer one refused.
-    static let schemaVersion: Int64 = 1
+    static let schemaVersion: Int64 = 2
 
     public init(path: String) throws(StoreError) {
         db = try SQLiteDatabase(path: path)
@@ -46,6 +46,10 @@ public final class SQLiteResourceStore: ResourceStore {
                     arn TEXT NOT NULL, position INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                     PRIMARY KEY (arn, key))
                 """
+            )
+            // Schema 2: the EC2 network, one document.
+            try db.execute(
+                "CREATE TABLE IF NOT EXISTS network (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)"
             )
             try db.execute("PRAGMA user_version = \(Self.schemaVersion)")
         }
@@ -201,6 +205,16 @@ public final class SQLiteResourceStore: ResourceStore {
     public func deleteTags(keys: [String], from arn: String) throws(StoreError) {
         try db.transaction { () throws(StoreError) in
             for key in keys { try db.execute("DELETE FROM tags WHERE arn = ? AND key = ?", [.text(arn), .text(key)]) }
+        }
+    }
+
+    public func networkDocument() throws(StoreError) -> String? {
+        try db.query("SELECT body FROM network WHERE id = 1").first?.first?.text
+    }
+
+    public func saveNetworkDocument(_ document: String) throws(StoreError) {
+        try db.transaction { () throws(StoreError) in
+            try db.execute("INSERT OR REPLACE INTO network (id, body) VALUES (1, ?)", [.text(document)])
         }
     }
 

@@ -63,7 +63,28 @@ struct SQLiteResourceStoreTests {
             _ = try SQLiteResourceStore(path: path)
             _ = try SQLiteResourceStore(path: path)
             let database = try SQLiteDatabase(path: path)
-            #expect(try database.query("PRAGMA user_version") == [[.integer(1)]])
+            #expect(try database.query("PRAGMA user_version") == [[.integer(2)]])
+        }
+    }
+
+    @Test("a schema 1 file gains the network table and keeps its records")
+    func migratesFromSchema1() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory.path("strait.db")
+            do {
+                let store = try SQLiteResourceStore(path: path)
+                try store.insertEndpoint(Fixtures.endpoint("kept"), tags: [])
+                let database = try SQLiteDatabase(path: path)
+                try database.execute("DROP TABLE network")
+                try database.execute("PRAGMA user_version = 1")
+            }
+            let store = try SQLiteResourceStore(path: path)
+            #expect(try store.endpoint(named: "kept") != nil)
+            #expect(try store.networkDocument() == nil)
+            try store.saveNetworkDocument(#"{"vpcs":[]}"#)
+            try store.saveNetworkDocument(#"{"vpcs":[1]}"#)
+            #expect(try SQLiteResourceStore(path: path).networkDocument() == #"{"vpcs":[1]}"#)
+            #expect(try SQLiteDatabase(path: path).query("PRAGMA user_version") == [[.integer(2)]])
         }
     }
 
