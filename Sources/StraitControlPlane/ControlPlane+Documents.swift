@@ -25,6 +25,12 @@ extension ControlPlane {
         {
             throw .validation("ModelPackageName is not supported by Strait; specify the container's Image instead.")
         }
+        if let vpcConfig = request["VpcConfig"], let vpcConfigValidator {
+            try vpcConfigValidator(
+                (vpcConfig["Subnets"]?.arrayValue ?? []).compactMap(\.stringValue),
+                (vpcConfig["SecurityGroupIds"]?.arrayValue ?? []).compactMap(\.stringValue)
+            )
+        }
         let arn = account.arn(.model, name)
         var document = request.describing(removing: ["Tags"])
         if document["EnableNetworkIsolation"] == nil, case .object(var members) = document {

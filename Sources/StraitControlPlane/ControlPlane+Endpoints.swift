@@ -164,6 +164,8 @@ extension ControlPlane {
                     weight: variant["InitialVariantWeight"]?.doubleValue ?? 1,
                     routingStrategy: variant["RoutingConfig"]?["RoutingStrategy"]?.stringValue ?? "RANDOM",
                     subnetIDs: (model.document["VpcConfig"]?["Subnets"]?.arrayValue ?? []).compactMap(\.stringValue),
+                    securityGroupIDs: (model.document["VpcConfig"]?["SecurityGroupIds"]?.arrayValue ?? [])
+                        .compactMap(\.stringValue),
                     startupHealthCheckTimeoutSeconds: variant["ContainerStartupHealthCheckTimeoutInSeconds"]?.intValue,
                     modelDataDownloadTimeoutSeconds: variant["ModelDataDownloadTimeoutInSeconds"]?.intValue
                 )

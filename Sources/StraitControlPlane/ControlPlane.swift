@@ -19,6 +19,8 @@ public final class ControlPlane: Sendable {
     let controller: EndpointController
     let limits: ControlPlaneLimits
     let model = ServiceModel.shared
+    /// Checks a model's VpcConfig (subnet ids, security group ids) against the EC2 network.
+    let vpcConfigValidator: (@Sendable ([String], [String]) throws(ServiceError) -> Void)?
     private let instanceChanges = Mutex(())
 
     public init(
@@ -26,8 +28,10 @@ public final class ControlPlane: Sendable {
         account: AccountContext,
         clock: any WallClock,
         controller: EndpointController,
-        limits: ControlPlaneLimits = ControlPlaneLimits()
+        limits: ControlPlaneLimits = ControlPlaneLimits(),
+        vpcConfigValidator: (@Sendable ([String], [String]) throws(ServiceError) -> Void)? = nil
     ) {
+        self.vpcConfigValidator = vpcConfigValidator
         self.store = store
         self.account = account
         self.clock = clock

@@ -34,6 +34,8 @@ public struct VariantSpec: Sendable, Codable, Equatable {
     public var routingStrategy: String
     /// The model's VpcConfig subnets; empty means the default subnets.
     public var subnetIDs: [String]
+    /// The model's VpcConfig security groups (nil in records written before there were security groups).
+    public var securityGroupIDs: [String]?
     public var startupHealthCheckTimeoutSeconds: Int?
     public var modelDataDownloadTimeoutSeconds: Int?
 
@@ -50,6 +52,7 @@ public struct VariantSpec: Sendable, Codable, Equatable {
         weight: Double,
         routingStrategy: String = "RANDOM",
         subnetIDs: [String] = [],
+        securityGroupIDs: [String]? = nil,
         startupHealthCheckTimeoutSeconds: Int? = nil,
         modelDataDownloadTimeoutSeconds: Int? = nil
     ) {
@@ -65,6 +68,7 @@ public struct VariantSpec: Sendable, Codable, Equatable {
         self.weight = weight
         self.routingStrategy = routingStrategy
         self.subnetIDs = subnetIDs
+        self.securityGroupIDs = securityGroupIDs
         self.startupHealthCheckTimeoutSeconds = startupHealthCheckTimeoutSeconds
         self.modelDataDownloadTimeoutSeconds = modelDataDownloadTimeoutSeconds
     }

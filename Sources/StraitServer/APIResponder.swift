@@ -3,6 +3,7 @@ public import NIOHTTP1
 public import StraitAuth
 public import StraitControlPlane
 import StraitCore
+import StraitNetwork
 
 /// The regional API endpoint: authenticates each request with SigV4 and routes `POST /` with `X-Amz-Target` to the
 /// control plane. Every failure answers in AWS JSON error shape; nothing from the wire can crash it.
@@ -16,6 +17,8 @@ public struct APIResponder: BufferedResponder {
     let metrics: (@Sendable () async -> String)?
     /// `GET /strait/…`, for the `strait endpoints|instances|logs` commands.
     let admin: AdminAPI?
+    /// The EC2 API subset (query protocol, signing name `ec2`).
+    let ec2: (network: NetworkAPI, verifier: SigV4Verifier)?
 
     public init(controlPlane: ControlPlane, verifier: SigV4Verifier, metrics: (@Sendable () async -> String)? = nil) {
         self.init(controlPlane: controlPlane, verifier: verifier, metrics: metrics, admin: nil)
@@ -25,8 +28,10 @@ public struct APIResponder: BufferedResponder {
         controlPlane: ControlPlane,
         verifier: SigV4Verifier,
         metrics: (@Sendable () async -> String)?,
-        admin: AdminAPI?
+        admin: AdminAPI?,
+        ec2: (network: NetworkAPI, verifier: SigV4Verifier)? = nil
     ) {
+        self.ec2 = ec2
         self.controlPlane = controlPlane
         self.verifier = verifier
         self.metrics = metrics
@@ -50,6 +55,9 @@ public struct APIResponder: BufferedResponder {
             } catch {
                 return Self.error(error, requestID: requestID)
             }
+        }
+        if let ec2, isEC2(request) {
+            return respondEC2(request, network: ec2.network, verifier: ec2.verifier, requestID: requestID)
         }
         do {
             let document = try handle(request)
@@ -83,14 +91,55 @@ public struct APIResponder: BufferedResponder {
         )
     }
 
-    private func verify(_ request: BufferedRequest) throws(ServiceError) {
-        let signable = SignableRequest(
+    /// An EC2 query-protocol call: `POST /` with a form body and no `X-Amz-Target`.
+    private func isEC2(_ request: BufferedRequest) -> Bool {
+        guard request.head.method == .POST, request.head.headers["x-amz-target"].isEmpty,
+            request.head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first == "/"
+        else { return false }
+        return request.head.headers.first(name: "content-type")?.lowercased()
+            .hasPrefix("application/x-www-form-urlencoded") ?? false
+    }
+
+    private func respondEC2(
+        _ request: BufferedRequest,
+        network: NetworkAPI,
+        verifier: SigV4Verifier,
+        requestID: String
+    ) -> BufferedResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/xml;charset=UTF-8")
+        headers.add(name: "x-amzn-RequestId", value: requestID)
+        do throws(ServiceError) {
+            _ = try verifier.verify(signable(request))
+            let parsed = try EC2Query.parse(request.body)
+            let output = try network.handle(action: parsed.action, input: parsed.input)
+            return BufferedResponse(
+                status: .ok,
+                headers: headers,
+                body: EC2XML.response(action: parsed.action, output: output, requestID: requestID)
+            )
+        } catch {
+            // EC2 answers client errors with 400 (auth failures included) and its own faults with 500.
+            let status: HTTPResponseStatus = error.status >= 500 ? .internalServerError : .badRequest
+            return BufferedResponse(
+                status: status,
+                headers: headers,
+                body: EC2XML.error(error, requestID: requestID)
+            )
+        }
+    }
+
+    private func signable(_ request: BufferedRequest) -> SignableRequest {
+        SignableRequest(
             method: request.head.method.rawValue,
             target: request.head.uri,
             headers: request.head.headers.map { ($0.name, $0.value) },
             body: request.body
         )
-        _ = try verifier.verify(signable)
+    }
+
+    private func verify(_ request: BufferedRequest) throws(ServiceError) {
+        _ = try verifier.verify(signable(request))
     }
 
     public func bodyTooLarge(_ head: HTTPRequestHead) -> BufferedResponse {

@@ -27,7 +27,7 @@ struct AdminAPI: Sendable {
             return try await endpoints()
         case 3 where parts[0] == "endpoints" && parts[2] == "instances":
             let name = try endpointName(parts[1])
-            return json(["Instances": .array(try await instances(of: name))])
+            return json(["Instances": .array(await instances(of: name))])
         case 3 where parts[0] == "endpoints" && parts[2] == "logs":
             let name = try endpointName(parts[1])
             return try log(of: name, query: Self.parameters(query))

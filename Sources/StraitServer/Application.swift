@@ -7,6 +7,7 @@ import StraitAuth
 import StraitControlPlane
 import StraitCore
 import StraitDataPlane
+public import StraitNetwork
 import StraitStore
 import StraitSupervisor
 
@@ -17,8 +18,12 @@ public struct Application: Sendable {
     public let services: [any Service]
     /// The regional endpoint: the SageMaker API and InvokeEndpoint across all zones.
     public let apiServer: HTTPServer
-    /// One runtime endpoint per zone, on the first host address of the zone's subnet and the regional port.
-    public let zonalServers: [HTTPServer]
+    /// The interface endpoints' listeners (the default VPC's runtime endpoint is the zonal endpoints).
+    let endpointListeners: EndpointListeners
+    /// Strait's private DNS, when `--dns-listen` asks for it.
+    let dnsServer: DNSServer?
+    /// The EC2 network.
+    public let network: NetworkAPI
     public let credentialsPath: String
     public let credentialsCreated: Bool
     public let group: MultiThreadedEventLoopGroup
@@ -37,12 +42,16 @@ public struct Application: Sendable {
         }
     }
 
-    /// Binds the regional listener, then each zonal one on the same port.
+    /// The DNS server's address (after ``bind()``), if it runs.
+    public var dnsAddress: String? {
+        dnsServer.flatMap { server in server.port.map { "\(server.host):\($0)" } }
+    }
+
+    /// Binds the regional listener, then the interface endpoints' listeners on the same port, then the DNS server.
     public func bind() async throws {
         try await apiServer.bind()
-        for server in zonalServers {
-            try await server.bind(port: apiServer.port)
-        }
+        await endpointListeners.start(port: apiServer.port ?? configuration.listenPort)
+        try await dnsServer?.bind()
         // Where `strait endpoints|instances|logs` find this server.
         try? Data((endpointURL + "\n").utf8).write(to: URL(fileURLWithPath: apiEndpointFile))
     }
@@ -63,12 +72,15 @@ public struct Application: Sendable {
           Credentials:    \(credentialsPath) (profile default\(credentialsCreated ? ", created now" : ""))
           Zones:          \(configuration.zones.zones.map { "\($0.name) \($0.subnets.map { "\($0.id) \($0.cidr)" }.joined(separator: ", "))" }.joined(separator: "; "))
           Runtime:        \(endpointURL) (regional)\(zonalURLs.map { "\n                  \($0.url) (zonal, \($0.zone))" }.joined())
+          EC2 API:        \(endpointURL) (VPCs, subnets, security groups, interface endpoints)
+          Private DNS:    \(dnsAddress ?? "off (--dns-listen HOST:PORT turns it on)")
 
         Point boto3 and the AWS CLI at it:
           export AWS_SHARED_CREDENTIALS_FILE=\(credentialsPath)
           export AWS_DEFAULT_REGION=\(configuration.region)
           export AWS_ENDPOINT_URL_SAGEMAKER=\(endpointURL)
           export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=\(zonalURLs.first?.url ?? endpointURL)
+          export AWS_ENDPOINT_URL_EC2=\(endpointURL)
         """
     }
 }
@@ -101,6 +113,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     } catch {
         throw ConfigurationError(error.message)
     }
+    let network = try makeNetwork(configuration, store: store, clock: SystemWallClock())
     let reaped = OrphanReaper.reap(dataDirectory: configuration.dataDirectory)
     if !reaped.isEmpty {
         logger.warning("stopped instance processes left by an earlier run", metadata: ["pids": "\(reaped)"])
@@ -147,7 +160,12 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             ),
             imageTable: configuration.images,
             instanceCapacity: configuration.instanceCapacity,
-            dockerSocket: dockerSocket
+            dockerSocket: dockerSocket,
+            subnetLookup: { id in
+                network.placement(ofSubnet: id).map { placement in
+                    (placement.zone, Subnet(id: id, cidr: placement.cidr))
+                }
+            }
         ),
         probe: HealthProbe(group: group),
         clock: clock,
@@ -160,8 +178,40 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         account: account,
         clock: clock,
         controller: controller,
-        limits: ControlPlaneLimits(instancesPerType: configuration.maxInstancesPerType)
+        limits: ControlPlaneLimits(instancesPerType: configuration.maxInstancesPerType),
+        vpcConfigValidator: { subnets, groups throws(ServiceError) in
+            try network.validateVpcConfig(subnets: subnets, securityGroups: groups)
+        }
     )
+    let ec2Verifier = SigV4Verifier(
+        region: configuration.region,
+        service: "ec2",
+        credentials: StaticCredentialProvider([credentials]),
+        clock: clock
+    )
+    let responder = APIResponder(
+        controlPlane: controlPlane,
+        verifier: verifier,
+        metrics: nil,
+        admin: AdminAPI(store: store, reconciler: reconciler, dataDirectory: configuration.dataDirectory),
+        ec2: (network, ec2Verifier)
+    )
+    let endpointListeners = EndpointListeners(
+        network: network,
+        group: group,
+        dataPlane: dataPlane,
+        apiResponder: responder,
+        regionalHost: configuration.listenHost,
+        logger: logger
+    )
+    let dnsServer = configuration.dnsListen.map {
+        DNSServer(host: $0.host, port: $0.port, group: group, logger: logger)
+    }
+    dnsServer?.publish(network.dnsSnapshot(network.current))
+    network.setOnChange { [weak dnsServer] state in
+        dnsServer?.publish(network.dnsSnapshot(state))
+        endpointListeners.networkChanged()
+    }
     let apiServer = HTTPServer(
         name: "regional",
         host: configuration.listenHost,
@@ -170,46 +220,79 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         responder: APIResponder(
             controlPlane: controlPlane,
             verifier: verifier,
-            metrics: dataPlane.metricsText,
-            admin: AdminAPI(store: store, reconciler: reconciler, dataDirectory: configuration.dataDirectory)
+            metrics: { await dataPlane.metricsText() + endpointListeners.metricsText() },
+            admin: AdminAPI(store: store, reconciler: reconciler, dataDirectory: configuration.dataDirectory),
+            ec2: (network, ec2Verifier)
         ),
         dataPlane: dataPlane,
         maximumBodySize: APIResponder.maximumBodySize,
         logger: logger
     )
-    // A zone's runtime endpoint is its own listener, unless the regional listener already owns the address (a
-    // wildcard --listen, or the zone's address itself): then the regional listener serves it, telling the zone from
-    // the address a connection came in on.
-    let wildcard = ["0.0.0.0", "::", ""].contains(configuration.listenHost)
-    var zonalServers: [HTTPServer] = []
-    for zone in configuration.zones.zones {
-        guard let address = zone.subnets.first?.cidr.address(at: 1), !wildcard, address != configuration.listenHost
-        else { continue }
-        zonalServers.append(
-            HTTPServer(
-                name: zone.name,
-                host: address,
-                port: configuration.listenPort,
-                group: group,
-                responder: nil,
-                dataPlane: dataPlane,
-                zone: zone.name,
-                maximumBodySize: DataPlane.maximumPayloadSize,
-                logger: logger
-            )
-        )
-    }
     do { try controller.recoverEndpoints() } catch {
         throw ConfigurationError("Cannot read the stored endpoints: \(error.message)")
     }
     return Application(
         configuration: configuration,
-        services: [reconciler, controller] + zonalServers + [apiServer],
+        services: [reconciler, controller, endpointListeners] + (dnsServer.map { [$0] } ?? []) + [apiServer],
         apiServer: apiServer,
-        zonalServers: zonalServers,
+        endpointListeners: endpointListeners,
+        dnsServer: dnsServer,
+        network: network,
         credentialsPath: credentialsPath,
         credentialsCreated: created,
         group: group,
         lock: lock
     )
+}
+
+/// The EC2 network: loaded from the store (made at first start), written back whole on every change.
+private func makeNetwork(
+    _ configuration: ServerConfiguration,
+    store: SQLiteResourceStore,
+    clock: any WallClock
+) throws -> NetworkAPI {
+    let stored: NetworkState?
+    do {
+        stored = try store.networkDocument().map { text in
+            try JSONDecoder().decode(NetworkState.self, from: Data(text.utf8))
+        }
+    } catch {
+        throw ConfigurationError("Cannot read the stored network (VPCs, subnets, endpoints): \(error)")
+    }
+    do {
+        return try NetworkAPI(
+            region: configuration.region,
+            accountID: configuration.accountID,
+            zones: configuration.zones,
+            stored: stored,
+            clock: clock,
+            persist: { state throws(ServiceError) in
+                do {
+                    let data = try JSONEncoder().encode(state)
+                    try store.saveNetworkDocument(String(decoding: data, as: UTF8.self))
+                } catch {
+                    throw ServiceError(
+                        code: "InternalError",
+                        message: "Cannot store the network: \(error)",
+                        status: 500
+                    )
+                }
+            },
+            inUse: {
+                var subnets = Set<String>()
+                var groups = Set<String>()
+                for record in (try? store.endpoints()) ?? [] {
+                    for spec in [record.deployment] + (record.pending.map { [$0] } ?? []) {
+                        for variant in spec.variants {
+                            subnets.formUnion(variant.subnetIDs)
+                            groups.formUnion(variant.securityGroupIDs ?? [])
+                        }
+                    }
+                }
+                return (subnets, groups)
+            }
+        )
+    } catch {
+        throw ConfigurationError("Cannot set up the network: \(error.message)")
+    }
 }

@@ -49,6 +49,10 @@ public final class HTTPServer: Service {
     private let maximumBodySize: Int
     private let drainTimeout: Duration
     private let logger: Logger
+    /// Decides, from the peer's address, whether an accepted connection may stay (security groups); nil admits all.
+    private let admission: (@Sendable (SocketAddress?) -> Bool)?
+    /// Connections `admission` refused.
+    public let deniedConnections = Counter()
     let activity = ListenerActivity()
     private let channel = Mutex<(any Channel)?>(nil)
     private let boundPort = Mutex<Int?>(nil)
@@ -67,8 +71,10 @@ public final class HTTPServer: Service {
         zone: String? = nil,
         maximumBodySize: Int,
         drainTimeout: Duration = .seconds(10),
+        admission: (@Sendable (SocketAddress?) -> Bool)? = nil,
         logger: Logger
     ) {
+        self.admission = admission
         self.name = name
         self.host = host
         self.requestedPort = port
@@ -84,15 +90,21 @@ public final class HTTPServer: Service {
     /// Binds the listening socket, on `port` if given (else the configured one). Call before `run()`; the bound
     /// port is then in ``port``.
     public func bind(port: Int? = nil) async throws {
-        let (responder, dataPlane, zone, activity, maximumBodySize) = (
-            self.responder, self.dataPlane, self.zone, self.activity, self.maximumBodySize
+        let (responder, dataPlane, zone, activity, maximumBodySize, admission) = (
+            self.responder, self.dataPlane, self.zone, self.activity, self.maximumBodySize, self.admission
         )
+        let denied = deniedConnections
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Security groups: a refused peer is closed before its connection is registered for reading.
+                if let admission, !admission(channel.remoteAddress) {
+                    denied.increment()
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused())
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     // Every header written is Strait's own or was parsed from a request or an instance's answer.
                     try pipeline.configureHTTPServerPipeline(
@@ -120,6 +132,11 @@ public final class HTTPServer: Service {
             .bind(host: host, port: port ?? requestedPort).get()
         self.channel.withLock { $0 = channel }
         boundPort.withLock { $0 = channel.localAddress?.port }
+    }
+
+    /// Stops accepting and lets ``run()`` drain and return (for a listener that is no longer wanted).
+    public func close() {
+        channel.withLock { $0 }?.close(promise: nil)
     }
 
     /// The port the listener is bound to (after ``bind()``).
@@ -152,6 +169,17 @@ public final class HTTPServer: Service {
         for connection in activity.openConnections { try? await connection.close() }
         logger.info("listener stopped", metadata: ["listener": "\(name)"])
     }
+}
+
+/// A connection a listener's admission check refused.
+struct ConnectionRefused: Error {}
+
+/// A count shared between threads.
+public final class Counter: Sendable {
+    private let atomic = Atomic<Int>(0)
+    public init() {}
+    public func increment() { atomic.wrappingAdd(1, ordering: .relaxed) }
+    public var value: Int { atomic.load(ordering: .relaxed) }
 }
 
 /// Keeps the listener's list of open connections.

@@ -37,6 +37,8 @@ public struct ServerConfiguration: Sendable {
     /// `--docker-host`: the Docker Engine API socket for container images (else `DOCKER_HOST`, else
     /// `/var/run/docker.sock` when present).
     public var dockerHost: String?
+    /// `--dns-listen HOST:PORT`: where Strait's private DNS answers (UDP and TCP); nil leaves it off.
+    public var dnsListen: (host: String, port: Int)?
 
     public init(
         dataDirectory: String = ServerConfiguration.defaultDataDirectory(),
@@ -54,8 +56,10 @@ public struct ServerConfiguration: Sendable {
         maxModelDataBytes: Int64 = 10 << 30,
         images: [String: String] = [:],
         instanceCapacity: Int = 64,
-        dockerHost: String? = nil
+        dockerHost: String? = nil,
+        dnsListen: (host: String, port: Int)? = nil
     ) {
+        self.dnsListen = dnsListen
         self.dockerHost = dockerHost
         self.instanceCapacity = instanceCapacity
         self.images = images

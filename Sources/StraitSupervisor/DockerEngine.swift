@@ -156,7 +156,7 @@ public final class DockerEngine: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "docker")
         headers.add(name: "connection", value: "close")
-        if let payload { headers.add(name: "content-type", value: contentType) }
+        if payload != nil { headers.add(name: "content-type", value: contentType) }
         // Always a length: without one NIO would send a chunked (and so "non-empty") body, which dockerd refuses.
         headers.add(name: "content-length", value: String(payload?.count ?? 0))
         let head = HTTPRequestHead(

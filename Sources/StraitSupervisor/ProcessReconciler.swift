@@ -36,6 +36,9 @@ public struct SupervisorConfiguration: Sendable {
     public var dockerSocket: String?
     /// The size at which an instance's log is rotated (one previous file is kept as `<log>.1`).
     public var maximumLogBytes: Int64
+    /// The zone and block of a subnet by id, for models' VpcConfig subnets (the EC2 network's); nil looks only at
+    /// the configured zones' subnets.
+    public var subnetLookup: (@Sendable (String) -> (zone: String, subnet: Subnet)?)?
 
     public init(
         dataDirectory: String,
@@ -50,8 +53,10 @@ public struct SupervisorConfiguration: Sendable {
         maximumLogBytes: Int64 = 16 << 20,
         imageTable: [String: String] = [:],
         instanceCapacity: Int = 64,
-        dockerSocket: String? = nil
+        dockerSocket: String? = nil,
+        subnetLookup: (@Sendable (String) -> (zone: String, subnet: Subnet)?)? = nil
     ) {
+        self.subnetLookup = subnetLookup
         self.dockerSocket = dockerSocket
         self.instanceCapacity = instanceCapacity
         self.imageTable = imageTable
@@ -558,10 +563,13 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private func zonesFor(_ variant: VariantSpec) -> [(zone: String, subnet: Subnet)] {
         var result: [(zone: String, subnet: Subnet)] = []
         for id in variant.subnetIDs {
-            if let zone = configuration.zones.zone(ofSubnet: id), let subnet = configuration.zones.subnet(id: id),
-                !result.contains(where: { $0.zone == zone.name })
-            {
-                result.append((zone.name, subnet))
+            let found =
+                configuration.subnetLookup?(id)
+                ?? configuration.zones.zone(ofSubnet: id).flatMap { zone in
+                    configuration.zones.subnet(id: id).map { (zone.name, $0) }
+                }
+            if let (zone, subnet) = found, !result.contains(where: { $0.zone == zone }) {
+                result.append((zone, subnet))
             }
         }
         if result.isEmpty {

@@ -77,6 +77,12 @@ struct Serve: AsyncParsableCommand {
     )
     var dockerHost: String?
 
+    @Option(
+        help:
+            "Answer DNS (UDP and TCP) on HOST:PORT for interface endpoints' names and, with private DNS, runtime.sagemaker.<region>.amazonaws.com, by the asking client's zone (default: off)."
+    )
+    var dnsListen: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -94,6 +100,13 @@ struct Serve: AsyncParsableCommand {
         guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
         guard (1...3600).contains(invocationTimeout) else {
             throw ValidationError("--invocation-timeout must be between 1 and 3600 seconds.")
+        }
+        var dns: (host: String, port: Int)?
+        if let dnsListen {
+            guard let parsed = parseListenAddress(dnsListen), (0...65535).contains(parsed.port) else {
+                throw ValidationError("--dns-listen must be HOST:PORT, for example 127.0.0.1:5353; got '\(dnsListen)'.")
+            }
+            dns = parsed
         }
         var logger = Logger(label: "strait")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -123,14 +136,15 @@ struct Serve: AsyncParsableCommand {
             maxModelDataBytes: Int64(maxModelDataMib) << 20,
             images: images,
             instanceCapacity: instanceCapacity,
-            dockerHost: dockerHost
+            dockerHost: dockerHost,
+            dnsListen: dns
         )
         let application: Application
         do { application = try buildApplication(configuration, logger: logger) } catch {
             throw ValidationError("\(error)")
         }
         do { try await application.bind() } catch {
-            throw ValidationError("Cannot listen on \(listen) and the zonal addresses: \(error)")
+            throw ValidationError("Cannot listen on \(listen) or on --dns-listen: \(error)")
         }
         FileHandle.standardOutput.write(Data((application.banner + "\n").utf8))
         let group = ServiceGroup(

@@ -70,7 +70,6 @@ ZONES = {
     "us-east-1b": ("subnet-00000000000000002", "127.0.2."),
     "us-east-1c": ("subnet-00000000000000003", "127.0.3."),
 }
-SECURITY_GROUP = "sg-12345678"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
@@ -358,12 +357,12 @@ class StraitServer:
         section = parser["default"]
         return section["aws_access_key_id"], section["aws_secret_access_key"]
 
-    def client(self, access_key=None, secret_key=None, **config):
+    def client(self, access_key=None, secret_key=None, service="sagemaker", **config):
         default_key, default_secret = self.credentials()
         options = {"retries": {"total_max_attempts": 1}, "connect_timeout": 5, "read_timeout": 30}
         options.update(config)
         return boto3.client(
-            "sagemaker",
+            service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id=access_key or default_key,
@@ -388,7 +387,7 @@ class StraitServer:
     def resources(self):
         """Resource helpers bound to this server (no automatic cleanup: stopping
         the server stops its instances)."""
-        return Resources(self.client())
+        return Resources(self.client(), self.client(service="ec2"))
 
     @staticmethod
     def arn(kind, name):
@@ -441,8 +440,10 @@ class Resources:
     FAST_WAIT = FAST_WAIT
     variant = staticmethod(variant)
 
-    def __init__(self, sm):
+    def __init__(self, sm, ec2):
         self.sm = sm
+        self.ec2 = ec2
+        self._default_group = None
         self.models, self.configs, self.endpoints = [], [], []
 
     # -- create ----------------------------------------------------------------
@@ -462,13 +463,22 @@ class Resources:
             "ExecutionRoleArn": ROLE_ARN,
         }
         if zones:
-            kwargs["VpcConfig"] = {"SecurityGroupIds": [SECURITY_GROUP],
+            kwargs["VpcConfig"] = {"SecurityGroupIds": [self.default_security_group()],
                                    "Subnets": [ZONES[z][0] for z in zones]}
         if tags:
             kwargs["Tags"] = tags
         self.sm.create_model(**kwargs)
         self.models.append(name)
         return name
+
+    def default_security_group(self):
+        """The default VPC's default security group (VpcConfig must name groups that exist)."""
+        if self._default_group is None:
+            vpc = self.ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+            self._default_group = self.ec2.describe_security_groups(Filters=[
+                {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}],
+            )["SecurityGroups"][0]["GroupId"]
+        return self._default_group
 
     def endpoint_config(self, *models, name=None, count=1, variants=None, tags=None):
         """One variant per model (VariantName 'AllTraffic' for a single model,
@@ -763,9 +773,14 @@ def sm_raw(strait):
     return strait.client(parameter_validation=False)
 
 
+@pytest.fixture(scope="session")
+def ec2(strait):
+    return strait.client(service="ec2")
+
+
 @pytest.fixture
-def resources(sm):
-    res = Resources(sm)
+def resources(sm, ec2):
+    res = Resources(sm, ec2)
     yield res
     res.cleanup()
 

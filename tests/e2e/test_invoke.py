@@ -136,9 +136,9 @@ def runtimes(strait, runtime_urls):
 
 
 @pytest.fixture(scope="module")
-def echo_endpoint(sm):
+def echo_endpoint(sm, ec2):
     """One strait/echo endpoint (a single AllTraffic instance) shared by the module."""
-    res = Resources(sm)
+    res = Resources(sm, ec2)
     try:
         yield res.endpoint()
     finally:
@@ -655,7 +655,8 @@ def test_zones_from_a_configuration_file(strait_factory, model_image, tmp_path):
     model = res.model(image=model_image)
     res.sm.delete_model(ModelName=model)
     res.sm.create_model(ModelName=model, PrimaryContainer={"Image": model_image},
-                        VpcConfig={"SecurityGroupIds": ["sg-12345678"], "Subnets": ["subnet-x1", "subnet-y1"]})
+                        VpcConfig={"SecurityGroupIds": [res.default_security_group()],
+                                   "Subnets": ["subnet-x1", "subnet-y1"]})
     endpoint = res.endpoint(res.endpoint_config(model, count=2))
     for zone, prefix in (("us-east-1x", "127.0.5."), ("us-east-1y", "127.0.6.")):
         rt = server.runtime(endpoints[zone])
