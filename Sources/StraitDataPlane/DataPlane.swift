@@ -20,6 +20,10 @@ public final class DataPlane: Sendable {
     let endpointStatus: @Sendable (String) -> String?
     /// The zones, to tell which zone a caller of the regional endpoint is in from its address.
     let zones: ZoneLayout
+    /// The zone of an interface endpoint's address (a connection's local address), from the network.
+    let interfaceZone: (@Sendable (String) -> String?)?
+    /// The zone of the subnet holding an address (a caller's), from the network.
+    let subnetZone: (@Sendable (String) -> String?)?
     private let contexts: [LoopContext]
 
     public init(
@@ -28,8 +32,12 @@ public final class DataPlane: Sendable {
         account: AccountContext,
         zones: ZoneLayout,
         invocationTimeout: TimeAmount = .seconds(60),
-        endpointStatus: @escaping @Sendable (String) -> String?
+        endpointStatus: @escaping @Sendable (String) -> String?,
+        interfaceZone: (@Sendable (String) -> String?)? = nil,
+        subnetZone: (@Sendable (String) -> String?)? = nil
     ) {
+        self.interfaceZone = interfaceZone
+        self.subnetZone = subnetZone
         self.verifier = verifier
         self.account = account
         self.zones = zones
@@ -68,15 +76,17 @@ public final class DataPlane: Sendable {
         return PrometheusText.render(merged, outstanding: outstanding)
     }
 
-    /// The zone whose runtime endpoint address (first host of its first subnet) is `address`, if any.
+    /// The zone of the runtime interface whose address is `address` (a connection's local address), if any.
     func listenerZone(of address: SocketAddress?) -> String? {
         guard let ip = address?.ipAddress else { return nil }
+        if let interfaceZone { return interfaceZone(ip) }
         return zones.zones.first { $0.subnets.first?.cidr.address(at: 1) == ip }?.name
     }
 
     /// The zone whose subnets hold `address`, if any.
     func zone(of address: SocketAddress?) -> String? {
         guard let ip = address?.ipAddress else { return nil }
+        if let subnetZone { return subnetZone(ip) }
         for zone in zones.zones where zone.subnets.contains(where: { $0.cidr.contains(ip) }) { return zone.name }
         return nil
     }

@@ -134,7 +134,7 @@ public enum EC2Query {
     private static func scalar(_ text: String, shape: EC2Shape, path: String) throws(ServiceError) -> JSONValue {
         switch shape.type {
         case "integer", "long":
-            guard let value = Int(text), abs(value) < 1 << 53 else {
+            guard let value = Int(text), value.magnitude < 1 << 53 else {
                 throw EC2Errors.invalidParameterValue("Value (\(text)) for parameter \(path) is invalid.")
             }
             return .number(Double(value))

@@ -11,12 +11,17 @@ public final class NetworkAPI: Sendable {
     public let region: String
     public let accountID: String
     public let zones: ZoneLayout
+    /// Held while a change is made and written; readers never wait for it.
     private let state: Mutex<NetworkState>
+    /// The last committed state, swapped in after each write: what readers (the accept path, DNS) see.
+    private let published: Mutex<NetworkState>
     private let persist: @Sendable (NetworkState) throws(ServiceError) -> Void
     private let onChange: Mutex<(@Sendable (NetworkState) -> Void)?> = Mutex(nil)
-    /// The subnets and security groups models' VpcConfig use (they cannot be deleted while used).
-    private let inUse: @Sendable () -> (subnets: Set<String>, groups: Set<String>)
+    /// The subnets and security groups deployed endpoints' models use (they cannot be deleted while used).
+    private let inUse: @Sendable () throws(ServiceError) -> (subnets: Set<String>, groups: Set<String>)
     private let clock: any WallClock
+    /// Addresses an interface may not take: the regional listener's and the DNS server's.
+    let reservedAddresses: Set<String>
 
     /// The services an interface endpoint can be made for, by name.
     public var services: [String: EndpointService] {
@@ -44,9 +49,11 @@ public final class NetworkAPI: Sendable {
         zones: ZoneLayout,
         stored: NetworkState?,
         clock: any WallClock,
+        reservedAddresses: Set<String> = [],
         persist: @escaping @Sendable (NetworkState) throws(ServiceError) -> Void,
-        inUse: @escaping @Sendable () -> (subnets: Set<String>, groups: Set<String>)
+        inUse: @escaping @Sendable () throws(ServiceError) -> (subnets: Set<String>, groups: Set<String>)
     ) throws(ServiceError) {
+        self.reservedAddresses = reservedAddresses
         self.region = region
         self.accountID = accountID
         self.zones = zones
@@ -55,9 +62,16 @@ public final class NetworkAPI: Sendable {
         self.inUse = inUse
         var network = stored ?? NetworkState()
         let before = network
-        NetworkDefaults.ensure(&network, zones: zones, region: region, now: clock.now().timeIntervalSince1970)
-        if network != before { try persist(network) }
+        NetworkDefaults.ensure(
+            &network,
+            firstStart: stored == nil,
+            zones: zones,
+            region: region,
+            now: clock.now().timeIntervalSince1970
+        )
+        if network != before || stored == nil { try persist(network) }
         state = Mutex(network)
+        published = Mutex(network)
     }
 
     /// Where accepted changes go (listeners, DNS).
@@ -65,27 +79,29 @@ public final class NetworkAPI: Sendable {
         onChange.withLock { $0 = handler }
     }
 
-    /// The current network.
-    public var current: NetworkState { state.withLock { $0 } }
+    /// The current network: the last committed change (never waits for one being written).
+    public var current: NetworkState { published.withLock { $0 } }
 
     /// Answers one EC2 action with its output document (botocore's member names).
     public func handle(action: String, input: JSONValue) throws(ServiceError) -> JSONValue {
         var operations = NetworkOperations(api: self, input: input)
+        try operations.checkDryRun()
         switch action {
         case "DescribeVpcs", "DescribeSubnets", "DescribeSecurityGroups", "DescribeAvailabilityZones",
             "DescribeVpcEndpointServices", "DescribeVpcEndpoints", "DescribeVpcAttribute":
-            let network = current
-            return try operations.describe(action, network)
+            return try operations.describe(action, current)
         default:
-            let (output, changed) = try state.withLock { network throws(ServiceError) -> (JSONValue, NetworkState?) in
+            let (output, changed) = try state.withLock { network throws(ServiceError) -> (JSONValue, Bool) in
                 var copy = network
                 let output = try operations.mutate(action, &copy)
-                guard copy != network else { return (output, nil) }
+                guard copy != network else { return (output, false) }
                 try persist(copy)
                 network = copy
-                return (output, copy)
+                published.withLock { $0 = copy }
+                return (output, true)
             }
-            if let changed, let handler = onChange.withLock({ $0 }) { handler(changed) }
+            // The handler reads `current`: an older change told late cannot publish an older state.
+            if changed, let handler = onChange.withLock({ $0 }) { handler(current) }
             return output
         }
     }
@@ -120,7 +136,7 @@ public final class NetworkAPI: Sendable {
     }
 
     var now: Double { clock.now().timeIntervalSince1970 }
-    var usage: (subnets: Set<String>, groups: Set<String>) { inUse() }
+    func usage() throws(ServiceError) -> (subnets: Set<String>, groups: Set<String>) { try inUse() }
 }
 
 /// An AWS service an interface endpoint can be made for.
@@ -146,9 +162,12 @@ public struct EndpointService: Sendable, Equatable {
 
 /// The default VPC of an account, made at first start from the configured zones.
 enum NetworkDefaults {
-    static func ensure(_ network: inout NetworkState, zones: ZoneLayout, region: String, now: Double) {
+    /// At first start, makes the default VPC, its security group and runtime endpoint; at every start, makes the
+    /// default VPC's default subnets the configured zones' (a deleted default VPC or endpoint stays deleted).
+    static func ensure(_ network: inout NetworkState, firstStart: Bool, zones: ZoneLayout, region: String, now: Double)
+    {
         let configured = zones.zones.flatMap { zone in zone.subnets.map { (zone, $0) } }
-        if network.defaultVPC == nil {
+        if firstStart {
             let cidr = IPv4CIDR.covering(configured.map(\.1.cidr)) ?? IPv4CIDR("127.0.0.0/16")!
             let vpcID = NetworkIDs.make("vpc")
             network.vpcs.append(
@@ -216,30 +235,27 @@ enum NetworkDefaults {
         for index in network.vpcEndpoints.indices {
             network.vpcEndpoints[index].interfaces.removeAll { !subnetIDs.contains($0.subnetID) }
         }
-        // The default runtime endpoint: made once; its interfaces sit on the first host address of the first subnet
-        // of each zone (the zonal endpoints).
-        let runtime = "com.amazonaws.\(region).sagemaker.runtime"
-        if !network.vpcEndpoints.contains(where: { $0.vpcID == defaultVPC.id && $0.serviceName == runtime }),
+        // The default runtime endpoint: made at first start; its interfaces sit on the first host address of the
+        // first subnet of each zone (the zonal endpoints).
+        if firstStart,
             let group = network.securityGroups.first(where: { $0.vpcID == defaultVPC.id && $0.name == "default" })
         {
-            network.vpcEndpoints.append(
-                VPCEndpointRecord(
-                    id: NetworkIDs.make("vpce"),
-                    vpcID: defaultVPC.id,
-                    serviceName: runtime,
-                    interfaces: [],
-                    securityGroupIDs: [group.id],
-                    privateDnsEnabled: true,
-                    policyDocument: nil,
-                    creationTime: now,
-                    dnsSuffix: NetworkIDs.suffix(),
-                    tags: []
-                )
+            var endpoint = VPCEndpointRecord(
+                id: NetworkIDs.make("vpce"),
+                vpcID: defaultVPC.id,
+                serviceName: "com.amazonaws.\(region).sagemaker.runtime",
+                interfaces: [],
+                securityGroupIDs: [group.id],
+                privateDnsEnabled: true,
+                policyDocument: nil,
+                creationTime: now,
+                dnsSuffix: NetworkIDs.suffix(),
+                tags: []
             )
+            endpoint.isDefault = true
+            network.vpcEndpoints.append(endpoint)
         }
-        if let index = network.vpcEndpoints.firstIndex(where: {
-            $0.vpcID == defaultVPC.id && $0.serviceName == runtime
-        }) {
+        if let index = network.vpcEndpoints.firstIndex(where: { $0.isDefault == true }) {
             let zoneOfSubnet = Dictionary(network.subnets.map { ($0.id, $0.zone) }, uniquingKeysWith: { a, _ in a })
             for zone in zones.zones {
                 guard let first = zone.subnets.first, let address = first.cidr.address(at: 1) else { continue }

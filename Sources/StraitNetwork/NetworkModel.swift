@@ -89,6 +89,8 @@ public struct VPCEndpointRecord: Sendable, Equatable, Codable {
     /// The random part of the endpoint's DNS names (`vpce-<id>-<suffix>.runtime.sagemaker…`).
     public var dnsSuffix: String
     public var tags: [Tag]
+    /// The default VPC's runtime endpoint Strait makes at first start (its interfaces follow the configured zones).
+    public var isDefault: Bool?
 
     public var subnetIDs: [String] { interfaces.map(\.subnetID) }
 }

@@ -85,6 +85,9 @@ extension NetworkOperations {
         let filters = (input["Filters"]?.arrayValue ?? []).map { filter in
             (filter["Name"]?.stringValue ?? "", (filter["Values"]?.arrayValue ?? []).compactMap(\.stringValue))
         }
+        for (_, values) in filters where values.count > 200 || values.contains(where: { $0.count > 255 }) {
+            throw EC2Errors.invalidParameterValue("A filter takes at most 200 values of at most 255 characters each.")
+        }
         var result: [Record] = []
         for record in records {
             var matches = true
@@ -284,7 +287,7 @@ extension NetworkOperations {
                 )
             }
             let taken = Set(network.vpcEndpoints.flatMap { $0.interfaces.map(\.address) })
-                .union(endpoint.interfaces.map(\.address))
+                .union(endpoint.interfaces.map(\.address)).union(api.reservedAddresses)
             guard let address = Self.freeAddress(in: subnet.cidr, taken: taken) else {
                 throw ServiceError(
                     code: "InsufficientFreeAddressesInSubnet",
@@ -303,6 +306,7 @@ extension NetworkOperations {
     /// The address an endpoint's interface takes: the lowest free one of the first hosts (instances start at the
     /// subnet's eleventh address), then from the top of the block down.
     static func freeAddress(in cidr: IPv4CIDR, taken: Set<String>) -> String? {
+        guard cidr.size >= 4 else { return nil }
         let last = UInt32(truncatingIfNeeded: cidr.size - 2)
         let candidates = Array(UInt32(1)...min(9, last)) + (last > 9 ? Array((10...last).reversed()) : [])
         for offset in candidates {

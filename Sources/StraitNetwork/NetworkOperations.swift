@@ -124,7 +124,6 @@ struct NetworkOperations {
     // MARK: changes
 
     mutating func mutate(_ action: String, _ network: inout NetworkState) throws(ServiceError) -> JSONValue {
-        try checkDryRun()
         switch action {
         case "CreateVpc": return try createVpc(&network)
         case "DeleteVpc": return try deleteVpc(&network)
@@ -298,7 +297,7 @@ struct NetworkOperations {
             throw ServiceError(code: "InvalidSubnetID.NotFound", message: "The subnet ID '\(id)' does not exist")
         }
         let usedByEndpoint = network.vpcEndpoints.contains { $0.subnetIDs.contains(id) }
-        guard !usedByEndpoint, !api.usage.subnets.contains(id) else {
+        guard !usedByEndpoint, try !api.usage().subnets.contains(id) else {
             throw EC2Errors.dependencyViolation("The subnet '\(subnet.id)' has dependencies and cannot be deleted.")
         }
         network.subnets.removeAll { $0.id == id }
@@ -325,7 +324,8 @@ struct NetworkOperations {
         } else {
             throw ServiceError(code: "VPCIdNotSpecified", message: "No default VPC for this user")
         }
-        if network.securityGroups.contains(where: { $0.vpcID == vpcID && $0.name == name }) {
+        // Group names are unique per VPC regardless of case.
+        if network.securityGroups.contains(where: { $0.vpcID == vpcID && $0.name.lowercased() == name.lowercased() }) {
             throw ServiceError(
                 code: "InvalidGroup.Duplicate",
                 message: "The security group '\(name)' already exists for VPC '\(vpcID)'"
@@ -357,12 +357,12 @@ struct NetworkOperations {
                 message: "the specified group: \"\(group.id)\" name: \"default\" cannot be deleted by a user"
             )
         }
+        let usedByModels = try api.usage().groups.contains(group.id)
         let referenced =
-            network.vpcEndpoints.contains { $0.securityGroupIDs.contains(group.id) }
+            usedByModels || network.vpcEndpoints.contains { $0.securityGroupIDs.contains(group.id) }
             || network.securityGroups.contains { other in
                 other.id != group.id && other.ingress.contains { $0.source == .group(group.id) }
             }
-            || api.usage.groups.contains(group.id)
         guard !referenced else {
             throw EC2Errors.dependencyViolation("resource \(group.id) has a dependent object")
         }

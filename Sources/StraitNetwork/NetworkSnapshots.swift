@@ -53,4 +53,29 @@ extension NetworkAPI {
         }
         return false
     }
+
+    /// For a listener that owns many addresses (a wildcard `--listen`): whether a connection that arrived on `local`
+    /// from `source` may stay. Addresses of interface endpoints apply their security groups; others admit all.
+    public func admits(source: UInt32, local: String, port: Int) -> Bool {
+        guard let endpoint = current.vpcEndpoints.first(where: { $0.interfaces.contains { $0.address == local } })
+        else { return true }
+        return admits(source: source, endpointID: endpoint.id, port: port)
+    }
+
+    /// The zone of the runtime interface endpoint network interface at `address`, if there is one.
+    public func interfaceZone(ofAddress address: String) -> String? {
+        let network = current
+        for endpoint in network.vpcEndpoints where services[endpoint.serviceName]?.kind == .runtime {
+            if let interface = endpoint.interfaces.first(where: { $0.address == address }) {
+                return network.subnet(interface.subnetID)?.zone
+            }
+        }
+        return nil
+    }
+
+    /// The zone of the subnet holding `address`, if any.
+    public func subnetZone(ofAddress address: String) -> String? {
+        guard let value = IPv4CIDR.parseAddress(address) else { return nil }
+        return current.subnet(holding: value)?.zone
+    }
 }

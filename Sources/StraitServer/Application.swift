@@ -114,6 +114,11 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         throw ConfigurationError(error.message)
     }
     let network = try makeNetwork(configuration, store: store, clock: SystemWallClock())
+    if ["0.0.0.0", "::", ""].contains(configuration.listenHost) {
+        logger.notice(
+            "--listen is a wildcard address: interface endpoints get no listeners of their own; the regional listener serves their addresses and checks their security groups"
+        )
+    }
     let reaped = OrphanReaper.reap(dataDirectory: configuration.dataDirectory)
     if !reaped.isEmpty {
         logger.warning("stopped instance processes left by an earlier run", metadata: ["pids": "\(reaped)"])
@@ -134,7 +139,9 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         account: account,
         zones: configuration.zones,
         invocationTimeout: .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000),
-        endpointStatus: { name in (try? store.endpoint(named: name))?.status.rawValue }
+        endpointStatus: { name in (try? store.endpoint(named: name))?.status.rawValue },
+        interfaceZone: { address in network.interfaceZone(ofAddress: address) },
+        subnetZone: { address in network.subnetZone(ofAddress: address) }
     )
     let dockerSocket: String?
     do {
@@ -209,8 +216,14 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     }
     dnsServer?.publish(network.dnsSnapshot(network.current))
     network.setOnChange { [weak dnsServer] state in
-        dnsServer?.publish(network.dnsSnapshot(state))
+        dnsServer?.publish(network.dnsSnapshot(state))  // `state` is the current one, read after the change
         endpointListeners.networkChanged()
+    }
+    // A wildcard listener owns every address on its port, the interface endpoints' too: it checks their security
+    // groups itself, by the address a connection came in on.
+    var admission: (@Sendable (SocketAddress?, SocketAddress?) -> Bool)?
+    if ["0.0.0.0", "::", ""].contains(configuration.listenHost) {
+        admission = { remote, local in admitsOnWildcard(network, remote, local) }
     }
     let apiServer = HTTPServer(
         name: "regional",
@@ -226,6 +239,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         ),
         dataPlane: dataPlane,
         maximumBodySize: APIResponder.maximumBodySize,
+        admission: admission,
         logger: logger
     )
     do { try controller.recoverEndpoints() } catch {
@@ -266,6 +280,7 @@ private func makeNetwork(
             zones: configuration.zones,
             stored: stored,
             clock: clock,
+            reservedAddresses: Set([configuration.listenHost] + (configuration.dnsListen.map { [$0.host] } ?? [])),
             persist: { state throws(ServiceError) in
                 do {
                     let data = try JSONEncoder().encode(state)
@@ -278,10 +293,18 @@ private func makeNetwork(
                     )
                 }
             },
-            inUse: {
+            inUse: { () throws(ServiceError) in
                 var subnets = Set<String>()
                 var groups = Set<String>()
-                for record in (try? store.endpoints()) ?? [] {
+                let records: [EndpointRecord]
+                do { records = try store.endpoints() } catch {
+                    throw ServiceError(
+                        code: "InternalError",
+                        message: "Cannot read the endpoints: \(error)",
+                        status: 500
+                    )
+                }
+                for record in records {
                     for spec in [record.deployment] + (record.pending.map { [$0] } ?? []) {
                         for variant in spec.variants {
                             subnets.formUnion(variant.subnetIDs)
@@ -295,4 +318,13 @@ private func makeNetwork(
     } catch {
         throw ConfigurationError("Cannot set up the network: \(error.message)")
     }
+}
+
+/// The admission check of a wildcard regional listener: the security groups of the interface endpoint whose address
+/// the connection came in on, if any.
+private func admitsOnWildcard(_ network: NetworkAPI, _ remote: SocketAddress?, _ local: SocketAddress?) -> Bool {
+    guard let text = remote?.ipAddress, let source = IPv4CIDR.parseAddress(text), let address = local?.ipAddress,
+        let port = local?.port
+    else { return true }
+    return network.admits(source: source, local: address, port: port)
 }

@@ -17,6 +17,9 @@ final class DNSServer: Service {
     private let snapshot = NIOLockedValueBox(DNSSnapshot.empty)
     private let channels = Mutex<[any Channel]>([])
     private let boundPort = Mutex<Int?>(nil)
+    /// TCP connections open now; past `maximumStreams` new ones are closed at once.
+    private let streams = StreamCount()
+    static let maximumStreams = 64
 
     init(host: String, port: Int, group: MultiThreadedEventLoopGroup, logger: Logger) {
         self.host = host
@@ -46,11 +49,16 @@ final class DNSServer: Service {
             .bind(host: host, port: requestedPort).get()
         let port = udp.localAddress?.port ?? requestedPort
         let tcp: any Channel
+        let streams = self.streams
         do {
             tcp = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    guard streams.open(limit: Self.maximumStreams) else {
+                        return channel.eventLoop.makeFailedFuture(ConnectionRefused())
+                    }
+                    channel.closeFuture.whenComplete { _ in streams.close() }
+                    return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
                         try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(10)))
                         try pipeline.addHandler(ByteToMessageHandler(DNSStreamDecoder()))
@@ -77,6 +85,22 @@ final class DNSServer: Service {
         for channel in channels { try? await channel.close() }
         logger.info("DNS server stopped")
     }
+}
+
+/// How many DNS-over-TCP connections are open.
+private final class StreamCount: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Counts one more connection if fewer than `limit` are open.
+    func open(limit: Int) -> Bool {
+        if count.wrappingAdd(1, ordering: .relaxed).newValue > limit {
+            count.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func close() { count.wrappingSubtract(1, ordering: .relaxed) }
 }
 
 /// The IPv4 address of a peer, in host order.

@@ -120,7 +120,8 @@ final class EndpointListeners: Service {
             return keys.compactMap { listeners.removeValue(forKey: $0) }
         }
         for listener in stale {
-            listener.server.close()
+            // Closed before anything is bound again: a new interface may take the same address.
+            await listener.server.close()
             logger.info(
                 "interface endpoint listener closed",
                 metadata: ["endpoint": "\(listener.endpointID)", "address": "\(listener.address)"]
@@ -168,7 +169,7 @@ final class EndpointListeners: Service {
     ) -> HTTPServer {
         let network = self.network
         let endpointID = endpoint.id
-        let admission: @Sendable (SocketAddress?) -> Bool = { peer in
+        let admission: @Sendable (SocketAddress?, SocketAddress?) -> Bool = { peer, _ in
             guard let text = peer?.ipAddress, let address = IPv4CIDR.parseAddress(text) else { return false }
             return network.admits(source: address, endpointID: endpointID, port: port)
         }

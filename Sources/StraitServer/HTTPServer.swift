@@ -49,8 +49,9 @@ public final class HTTPServer: Service {
     private let maximumBodySize: Int
     private let drainTimeout: Duration
     private let logger: Logger
-    /// Decides, from the peer's address, whether an accepted connection may stay (security groups); nil admits all.
-    private let admission: (@Sendable (SocketAddress?) -> Bool)?
+    /// Decides, from the peer's and the local address, whether an accepted connection may stay (security groups);
+    /// nil admits all.
+    private let admission: (@Sendable (_ remote: SocketAddress?, _ local: SocketAddress?) -> Bool)?
     /// Connections `admission` refused.
     public let deniedConnections = Counter()
     let activity = ListenerActivity()
@@ -71,7 +72,7 @@ public final class HTTPServer: Service {
         zone: String? = nil,
         maximumBodySize: Int,
         drainTimeout: Duration = .seconds(10),
-        admission: (@Sendable (SocketAddress?) -> Bool)? = nil,
+        admission: (@Sendable (_ remote: SocketAddress?, _ local: SocketAddress?) -> Bool)? = nil,
         logger: Logger
     ) {
         self.admission = admission
@@ -100,7 +101,7 @@ public final class HTTPServer: Service {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 // Security groups: a refused peer is closed before its connection is registered for reading.
-                if let admission, !admission(channel.remoteAddress) {
+                if let admission, !admission(channel.remoteAddress, channel.localAddress) {
                     denied.increment()
                     return channel.eventLoop.makeFailedFuture(ConnectionRefused())
                 }
@@ -134,9 +135,10 @@ public final class HTTPServer: Service {
         boundPort.withLock { $0 = channel.localAddress?.port }
     }
 
-    /// Stops accepting and lets ``run()`` drain and return (for a listener that is no longer wanted).
-    public func close() {
-        channel.withLock { $0 }?.close(promise: nil)
+    /// Stops accepting and lets ``run()`` drain and return (for a listener that is no longer wanted); returns once
+    /// the listening socket is closed, so its address can be bound again.
+    public func close() async {
+        try? await channel.withLock { $0 }?.close()
     }
 
     /// The port the listener is bound to (after ``bind()``).
@@ -150,9 +152,13 @@ public final class HTTPServer: Service {
 
     public func run() async throws {
         guard let channel = channel.withLock({ $0 }) else { throw CancellationError() }
-        await withGracefulShutdownHandler {
-            try? await channel.closeFuture.get()
-        } onGracefulShutdown: {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                try? await channel.closeFuture.get()
+            } onGracefulShutdown: {
+                channel.close(promise: nil)
+            }
+        } onCancel: {
             channel.close(promise: nil)
         }
         await drain()

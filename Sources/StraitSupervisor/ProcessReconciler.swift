@@ -419,6 +419,14 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 retired += fleet.instances
             }
             let zones = zonesFor(variant)
+            let missing = variant.subnetIDs.filter { subnet(id: $0) == nil }
+            guard missing.isEmpty, !zones.isEmpty else {
+                await stop(started)
+                return .failed(
+                    reason: "Production variant \(variant.name): the subnets \(missing) of the model's VpcConfig do "
+                        + "not exist."
+                )
+            }
             var fleetInstances = kept
             for index in kept.count..<max(kept.count, variant.instanceCount) {
                 let zoneIndex = index % zones.count
@@ -559,20 +567,24 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         publish(RoutingTable(endpoints: endpoints))
     }
 
-    /// The zones (with a subnet each) a variant's instances go to, in round-robin order.
+    /// A subnet's zone and block: the network's, else the configured zones'.
+    private func subnet(id: String) -> (zone: String, subnet: Subnet)? {
+        configuration.subnetLookup?(id)
+            ?? configuration.zones.zone(ofSubnet: id).flatMap { zone in
+                configuration.zones.subnet(id: id).map { (zone.name, $0) }
+            }
+    }
+
+    /// The zones (with a subnet each) a variant's instances go to, in round-robin order: the zones of the model's
+    /// VpcConfig subnets (those that exist), else one subnet of every configured zone.
     private func zonesFor(_ variant: VariantSpec) -> [(zone: String, subnet: Subnet)] {
         var result: [(zone: String, subnet: Subnet)] = []
         for id in variant.subnetIDs {
-            let found =
-                configuration.subnetLookup?(id)
-                ?? configuration.zones.zone(ofSubnet: id).flatMap { zone in
-                    configuration.zones.subnet(id: id).map { (zone.name, $0) }
-                }
-            if let (zone, subnet) = found, !result.contains(where: { $0.zone == zone }) {
+            if let (zone, subnet) = subnet(id: id), !result.contains(where: { $0.zone == zone }) {
                 result.append((zone, subnet))
             }
         }
-        if result.isEmpty {
+        if variant.subnetIDs.isEmpty {
             result = configuration.zones.zones.compactMap { zone in zone.subnets.first.map { (zone.name, $0) } }
         }
         return result

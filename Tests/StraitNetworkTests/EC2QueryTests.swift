@@ -53,6 +53,8 @@ struct EC2QueryTests {
         #expect(code("Action=TerminateInstances") == "InvalidAction")
         #expect(code("Action=DescribeVpcs&Bogus=1") == "UnknownParameter")
         #expect(code("Action=DescribeVpcs&MaxResults=9999999999999999999999") == "InvalidParameterValue")
+        #expect(code("Action=DescribeVpcs&MaxResults=-9223372036854775808") == "InvalidParameterValue")
+        #expect(code("Action=DescribeVpcs&MaxResults=-9007199254740993") == "InvalidParameterValue")
         #expect(code("Action=DescribeVpcs&DryRun=yes") == "InvalidParameterValue")
         #expect(code("Action=DescribeVpcs&VpcId.0=vpc-1") == "InvalidParameterValue")
         #expect(code("Action=DescribeVpcs&VpcId.01=vpc-1") == "InvalidParameterValue")
@@ -78,7 +80,9 @@ struct EC2QueryTests {
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z >> 31)
         }
-        let alphabet = Array("Action=DescribeVpcsCreateSubnetFilter.1.Name.Value&%=+0123456789VpcId.IpPermissions".utf8)
+        let alphabet = Array(
+            "Action=DescribeVpcsCreateSubnetFilter.1.Name.Value&%=+-0123456789VpcId.IpPermissions.FromPort".utf8
+        )
         for _ in 0..<3_000 {
             let length = Int(next() % 120)
             let bytes = (0..<length).map { _ in

@@ -102,11 +102,14 @@ def connect_from(source, address, port, timeout=5):
 
 
 def answered_http(source, address, port):
-    """Whether an HTTP request from `source` gets any HTTP answer (False: the connection was closed unanswered)."""
+    """Whether an HTTP request from `source` gets an HTTP answer. None: nothing listens there (yet); False: the
+    listener closed the connection unanswered."""
     try:
         with connect_from(source, address, port) as sock:
             sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
             return sock.recv(64).startswith(b"HTTP/1.1")
+    except ConnectionRefusedError:
+        return None
     except (ConnectionResetError, BrokenPipeError):
         return False
 
@@ -256,6 +259,8 @@ def test_bad_vpc_and_subnet_requests(ec2, net):
         ec2.describe_vpcs(Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
     with expect_aws_error("DryRunOperation", 400):
         ec2.create_vpc(CidrBlock="127.98.0.0/16", DryRun=True)
+    with expect_aws_error("DryRunOperation", 400):
+        ec2.describe_vpcs(DryRun=True)
     assert not ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["127.98.0.0/16"]}])["Vpcs"]
 
 
@@ -383,6 +388,24 @@ def test_create_model_checks_vpc_config_against_the_network(sm, resources, net, 
         sm.describe_model(ModelName=name)
 
 
+def test_a_deployment_whose_vpc_config_subnet_is_gone_fails(resources, net, ec2, model_image):
+    """A subnet may be deleted while only a model names it (no endpoint runs there); an endpoint of that model then
+    fails with the reason instead of running somewhere else."""
+    block = next_block()
+    vpc = net.vpc(f"{block}.0.0/16")["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{block}.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]
+    model = f"m-{uuid.uuid4().hex[:8]}"
+    resources.sm.create_model(ModelName=model, PrimaryContainer={"Image": model_image},
+                              ExecutionRoleArn=resources.ROLE_ARN,
+                              VpcConfig={"SecurityGroupIds": [net.group(vpc)], "Subnets": [subnet["SubnetId"]]})
+    resources.models.append(model)
+    ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+    endpoint = resources.endpoint(resources.endpoint_config(model), wait=False)
+    resources.wait_status(endpoint, {"Failed"})
+    reason = resources.sm.describe_endpoint(EndpointName=endpoint)["FailureReason"]
+    assert subnet["SubnetId"] in reason and "do not exist" in reason, reason
+
+
 def test_a_subnet_in_use_by_an_endpoint_cannot_be_deleted(resources, net, ec2, model_image):
     block = next_block()
     vpc = net.vpc(f"{block}.0.0/16")["VpcId"]
@@ -419,11 +442,14 @@ def test_interface_endpoint_listeners_enforce_security_groups(ec2, net, strait):
     endpoint = net.endpoint(vpc, [a, b], [group])
     assert endpoint["State"] == "available" and endpoint["PrivateDnsEnabled"] is False
     listener_a, listener_b = f"{block}.1.1", f"{block}.2.1"
+    # The listeners open right after the call returns.
+    assert wait_until(lambda: answered_http(f"{block}.1.50", listener_a, port) is not None
+                      and answered_http(f"{block}.1.50", listener_b, port) is not None)
     # Allowed: a client in subnet a, to either listener. Refused: a client in subnet b and one outside the VPC.
-    assert wait_until(lambda: answered_http(f"{block}.1.50", listener_a, port))
-    assert answered_http(f"{block}.1.50", listener_b, port)
-    assert not answered_http(f"{block}.2.50", listener_a, port)
-    assert not answered_http("127.0.0.1", listener_b, port)
+    assert answered_http(f"{block}.1.50", listener_a, port) is True
+    assert answered_http(f"{block}.1.50", listener_b, port) is True
+    assert answered_http(f"{block}.2.50", listener_a, port) is False
+    assert answered_http("127.0.0.1", listener_b, port) is False
     metrics = http.client.HTTPConnection(urlsplit(strait.endpoint).hostname, port, timeout=5)
     metrics.request("GET", "/metrics")
     text = metrics.getresponse().read().decode()
@@ -431,14 +457,25 @@ def test_interface_endpoint_listeners_enforce_security_groups(ec2, net, strait):
               for line in text.splitlines() if line.startswith("strait_vpc_endpoint_denied_connections_total{")
               and endpoint["VpcEndpointId"] in line}
     assert denied == {listener_a: 1, listener_b: 1}, text
-    # A rule change applies to the next connection; so does a rule naming a security group (the source is the
-    # other endpoint's interface, which carries that group).
+    assert [e["NetworkInterfaceIds"] for e in ec2.describe_vpc_endpoints(
+        VpcEndpointIds=[endpoint["VpcEndpointId"]])["VpcEndpoints"]] == [endpoint["NetworkInterfaceIds"]]
+    # A rule change applies to the next connection.
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
         {"IpProtocol": "-1", "IpRanges": [{"CidrIp": f"{block}.2.0/24"}]}])
-    assert answered_http(f"{block}.2.50", listener_a, port)
+    assert answered_http(f"{block}.2.50", listener_a, port) is True
     ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[
         {"IpProtocol": "-1", "IpRanges": [{"CidrIp": f"{block}.2.0/24"}]}])
-    assert not answered_http(f"{block}.2.50", listener_a, port)
+    assert answered_http(f"{block}.2.50", listener_a, port) is False
+    # A rule naming a security group admits the network interfaces that carry it: here the interface of an API
+    # endpoint in subnet b with group `peers`, and nothing else in subnet b.
+    peers = net.group(vpc)
+    api = net.endpoint(vpc, [b], [peers], service=API_SERVICE)
+    api_address = f"{block}.2.2"
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "UserIdGroupPairs": [{"GroupId": peers}]}])
+    assert answered_http(api_address, listener_a, port) is True
+    assert answered_http(f"{block}.2.3", listener_a, port) is False
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[api["VpcEndpointId"]])
     # Removing a subnet closes its listener; deleting the endpoint closes the rest.
     ec2.modify_vpc_endpoint(VpcEndpointId=endpoint["VpcEndpointId"], RemoveSubnetIds=[b])
     assert wait_until(lambda: not can_connect(f"{block}.1.50", listener_b, port))
@@ -514,7 +551,7 @@ def test_the_network_survives_a_restart(strait_factory):
     kept = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint["VpcEndpointId"]])["VpcEndpoints"][0]
     assert kept["NetworkInterfaceIds"] == endpoint["NetworkInterfaceIds"]
     # The listener is open again, on the new port.
-    assert wait_until(lambda: answered_http(f"{block}.1.9", f"{block}.1.1", port_of(again)))
+    assert wait_until(lambda: answered_http(f"{block}.1.9", f"{block}.1.1", port_of(again)) is True)
 
 
 # --------------------------------------------------------------------------
@@ -646,3 +683,22 @@ def test_private_dns_answers(seeded):
     ec2.modify_vpc_attribute(VpcId=endpoint["VpcId"], EnableDnsHostnames={"Value": False})
     withdrawn = resolve(server, PRIVATE_NAME, f"{block}.1.5")
     assert withdrawn.rcode() == dns.rcode.NOERROR and not withdrawn.answer
+
+
+def test_a_wildcard_listener_applies_interface_endpoints_security_groups(strait_factory):
+    """With --listen 0.0.0.0 the regional listener owns every address on its port: it applies the security groups of
+    the interface endpoint whose address a connection came in on, and serves other addresses as before."""
+    server = strait_factory.start(args=["--listen", "0.0.0.0:0"])
+    server.endpoint = server.endpoint.replace("0.0.0.0", "127.0.0.1")  # talk to it on loopback
+    port = port_of(server)
+    ec2 = server.client(service="ec2")
+    block = next_block()
+    vpc = ec2.create_vpc(CidrBlock=f"{block}.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{block}.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]
+    group = ec2.create_security_group(GroupName="g", Description="d", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpProtocol="-1", CidrIp=f"{block}.1.0/25")
+    ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=vpc, ServiceName=RUNTIME_SERVICE,
+                            SubnetIds=[subnet["SubnetId"]], SecurityGroupIds=[group], PrivateDnsEnabled=False)
+    assert answered_http(f"{block}.1.5", f"{block}.1.1", port) is True
+    assert answered_http(f"{block}.1.200", f"{block}.1.1", port) is False
+    assert answered_http(f"{block}.1.200", "127.0.0.1", port) is True  # not an interface address
