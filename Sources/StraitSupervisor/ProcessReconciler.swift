@@ -146,6 +146,9 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     private var failedPings: [String: Int] = [:]
     /// `Instance.restarts` of instances that ended, until their replacement takes the count over.
     private var restartCounts: [String: Int] = [:]
+    /// Instances a replacement loop started and has not yet adopted: their exits are that loop's to handle (a second
+    /// loop for them would multiply replacements past every back-off).
+    private var replacementCandidates: Set<String> = []
 
     /// - Parameter publish: receives a new routing snapshot whenever the serving instances change.
     public init(
@@ -292,6 +295,10 @@ public actor ProcessReconciler: InstanceReconciler, Service {
     /// An instance of a serving fleet ended: it leaves the routing snapshot at once, and a new instance in the same
     /// zone takes its place once healthy, retried with back-off (1 s doubling to 60 s) while the fleet still wants it.
     private func replace(_ event: ExitEvent) async {
+        if replacementCandidates.contains(event.instanceID) {
+            forgetHealth(of: [event.instanceID])
+            return  // the loop that started it sees it fail its health check, and retries after its back-off
+        }
         guard var fleet = fleets[event.endpoint]?[event.variant] else {  // torn down
             forgetHealth(of: [event.instanceID])
             return
@@ -335,8 +342,10 @@ public actor ProcessReconciler: InstanceReconciler, Service {
                 image: current.resolved,
                 modelDirectory: current.modelDirectory,
                 zone: zone.zone,
-                subnet: zone.subnet
+                subnet: zone.subnet,
+                replacement: true
             ) {
+                defer { replacementCandidates.remove(instance.id) }
                 instance.restarts = restarts + 1
                 if await waitHealthy([instance], timeouts: [spec.name: timeout]) == nil,
                     let latest = fleets[event.endpoint]?[event.variant], !latest.spec.needsNewInstances(for: spec),
@@ -596,7 +605,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
         image: ResolvedImage,
         modelDirectory sharedModelDirectory: String?,
         zone: String,
-        subnet: Subnet
+        subnet: Subnet,
+        replacement: Bool = false
     ) async throws(InstanceStartFailure) -> Instance {
         guard let address = allocateAddress(in: subnet) else {
             throw InstanceStartFailure(reason: "No free address is left in subnet \(subnet.id) (\(subnet.cidr)).")
@@ -607,6 +617,8 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             throw InstanceStartFailure(reason: "No free port on \(address).")
         }
         let id = "i-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        // Marked before the process exists, so an exit that comes at once is already the replacement loop's.
+        if replacement { replacementCandidates.insert(id) }
         let base = (configuration.dataDirectory as NSString).appendingPathComponent("instances/\(endpoint)")
         let modelDirectory =
             sharedModelDirectory ?? (base as NSString).appendingPathComponent("\(id)/model")
@@ -686,6 +698,7 @@ public actor ProcessReconciler: InstanceReconciler, Service {
             )
         } catch {
             usedAddresses.remove(address)
+            replacementCandidates.remove(id)
             throw error
         }
     }

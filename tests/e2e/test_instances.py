@@ -67,3 +67,38 @@ def test_unreachable_model_data_fails(strait, resources):
 def test_startup_timeout_option_is_validated(strait_factory):
     with pytest.raises(BaseException):
         strait_factory.start(args=["--startup-health-check-timeout", "0"])
+
+
+CRASHES_WHEN_TOLD = """#!/bin/sh
+# A model server that starts, unless a file `crash` lies beside it: then it dies at once.
+DIR=$(dirname "$0")
+echo start >> "$DIR/starts"
+if [ -e "$DIR/crash" ]; then echo "crashing on purpose"; exit 3; fi
+exec python3 "$DIR/model.py"
+"""
+
+
+def test_a_replacement_that_keeps_crashing_backs_off(strait, resources, tmp_path):
+    """An instance whose replacements die at once is retried with back-off (1 s, 2 s, 4 s, …), not once per exit of
+    each failed attempt; once its image starts again the endpoint is whole again."""
+    import signal
+    import time
+
+    from test_invoke import MODEL_SCRIPT
+
+    (tmp_path / "model.py").write_text(MODEL_SCRIPT)
+    image = write_executable(tmp_path / "serve", CRASHES_WHEN_TOLD)
+    endpoint = resources.endpoint(resources.endpoint_config(resources.model(image=image)))
+    (tmp_path / "crash").write_text("")
+    (pid, _), = strait.instance_pids(endpoint).values()
+    starts_before = len((tmp_path / "starts").read_text().splitlines())
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(6)
+    attempts = len((tmp_path / "starts").read_text().splitlines()) - starts_before
+    assert 2 <= attempts <= 5, f"{attempts} replacement attempts in 6 s"
+    (tmp_path / "crash").unlink()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(strait.instance_pids(endpoint)) != 1:
+        time.sleep(0.2)
+    assert len(strait.instance_pids(endpoint)) == 1
+    assert resources.sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
