@@ -78,27 +78,41 @@ final class EndpointListeners: Service {
     }
 
     func run() async throws {
+        let stopping = Stopping()
         await withDiscardingTaskGroup { tasks in
-            for server in opened.withLock({ servers in
-                defer { servers = [] }
-                return servers
-            }) {
-                tasks.addTask { try? await server.run() }
-            }
-            await withGracefulShutdownHandler {
-                for await _ in changes {
-                    await sync()
-                    for server in opened.withLock({ servers in
-                        defer { servers = [] }
-                        return servers
-                    }) {
-                        tasks.addTask { try? await server.run() }
-                    }
+            runOpened(in: &tasks)
+            // An address that could not be bound (still held by another process, say) is tried again every 5 s.
+            tasks.addTask {
+                var seconds = 0
+                while !stopping.value, !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    seconds += 1
+                    if seconds % 5 == 0, !self.failures.withLock({ $0.isEmpty }) { self.changed.yield() }
                 }
-            } onGracefulShutdown: {
+            }
+            await withTaskCancellationHandler {
+                await withGracefulShutdownHandler {
+                    for await _ in changes {
+                        await sync()
+                        runOpened(in: &tasks)
+                    }
+                } onGracefulShutdown: {
+                    self.changed.finish()
+                }
+            } onCancel: {
                 self.changed.finish()
             }
+            stopping.value = true
         }
+    }
+
+    /// Runs the listeners opened since the last look, each in a task of its own.
+    private func runOpened(in tasks: inout DiscardingTaskGroup) {
+        let servers = opened.withLock { servers in
+            defer { servers = [] }
+            return servers
+        }
+        for server in servers { tasks.addTask { try? await server.run() } }
     }
 
     /// Closes listeners whose interface is gone or moved, and opens those not open yet.
@@ -198,5 +212,14 @@ final class EndpointListeners: Service {
         }
         return "# HELP strait_vpc_endpoint_denied_connections_total Connections refused by the interface endpoint's "
             + "security groups.\n# TYPE strait_vpc_endpoint_denied_connections_total counter\n" + rows.joined()
+    }
+}
+
+/// A flag the retry task reads to know the service is stopping.
+private final class Stopping: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var value: Bool {
+        get { flag.load(ordering: .relaxed) }
+        set { flag.store(newValue, ordering: .relaxed) }
     }
 }
