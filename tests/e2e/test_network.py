@@ -702,3 +702,23 @@ def test_a_wildcard_listener_applies_interface_endpoints_security_groups(strait_
     assert answered_http(f"{block}.1.5", f"{block}.1.1", port) is True
     assert answered_http(f"{block}.1.200", f"{block}.1.1", port) is False
     assert answered_http(f"{block}.1.200", "127.0.0.1", port) is True  # not an interface address
+
+
+def test_an_interface_address_held_by_another_process_is_tried_again(ec2, net, strait):
+    """When an interface's address cannot be bound (another process holds it), the listener opens once it is free:
+    Strait tries again every 5 s."""
+    block = next_block()
+    port = port_of(strait)
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind((f"{block}.1.1", port))
+    squatter.listen(1)
+    try:
+        vpc = net.vpc(f"{block}.0.0/16")["VpcId"]
+        subnet = net.subnet(vpc, f"{block}.1.0/24", "us-east-1a")["SubnetId"]
+        group = net.group(vpc)
+        ec2.authorize_security_group_ingress(GroupId=group, IpProtocol="-1", CidrIp=f"{block}.0.0/16")
+        net.endpoint(vpc, [subnet], [group])
+        time.sleep(0.5)
+    finally:
+        squatter.close()
+    assert wait_until(lambda: answered_http(f"{block}.1.9", f"{block}.1.1", port) is True, timeout=12)
