@@ -40,7 +40,9 @@ struct NetworkOperations {
             ) { "The security group '\($0)' does not exist" }
             let names = strings("GroupNames")
             if !names.isEmpty {
-                for name in names where !groups.contains(where: { $0.name == name }) {
+                // Names are looked up in the default VPC, as EC2 does.
+                for name in names
+                where !groups.contains(where: { $0.name == name && $0.vpcID == network.defaultVPC?.id }) {
                     throw ServiceError(
                         code: "InvalidGroup.NotFound",
                         message: "The security group '\(name)' does not exist in default VPC "

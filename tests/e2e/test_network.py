@@ -211,7 +211,9 @@ def test_vpc_subnet_and_group_lifecycle(ec2, net):
 
     group = net.group(vpc_id, name="web")
     with expect_aws_error("InvalidGroup.Duplicate", 400, "already exists"):
-        ec2.create_security_group(GroupName="web", Description="again", VpcId=vpc_id)
+        ec2.create_security_group(GroupName="WEB", Description="again", VpcId=vpc_id)
+    with expect_aws_error("InvalidGroup.NotFound", 400, "default VPC"):
+        ec2.describe_security_groups(GroupNames=["web"])  # names are looked up in the default VPC
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": f"{block}.1.0/24"}]}])
     with expect_aws_error("InvalidPermission.Duplicate", 400, "already exists"):
