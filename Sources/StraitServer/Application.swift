@@ -215,9 +215,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         DNSServer(host: $0.host, port: $0.port, group: group, logger: logger)
     }
     dnsServer?.publish(network.dnsSnapshot(network.current))
-    network.setOnChange { [weak dnsServer] state in
-        dnsServer?.publish(network.dnsSnapshot(state))  // `state` is the current one, read after the change
-        endpointListeners.networkChanged()
+    // `state` is the current one, read after the change.
+    network.setOnChange { [weak dnsServer, weak network, weak endpointListeners] state in
+        if let network { dnsServer?.publish(network.dnsSnapshot(state)) }
+        endpointListeners?.networkChanged()
     }
     // A wildcard listener owns every address on its port, the interface endpoints' too: it checks their security
     // groups itself, by the address a connection came in on.
