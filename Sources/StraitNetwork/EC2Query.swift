@@ -31,10 +31,7 @@ public enum EC2Query {
             }
             let components = key.split(separator: ".", omittingEmptySubsequences: false)
             guard components.count <= maximumNameComponents else {
-                throw ServiceError(
-                    code: "UnknownParameter",
-                    message: "The parameter \(key.prefix(100)) is not recognized"
-                )
+                throw EC2Errors.unknownParameter(key)
             }
             var node = root
             for component in components {
@@ -59,10 +56,7 @@ public enum EC2Query {
         }
         let input = try decodeStructure(operation.input, node: root, model: model, path: "") ?? .object([:])
         if let unknown = root.firstUnvisited(path: "") {
-            throw ServiceError(
-                code: "UnknownParameter",
-                message: "The parameter \(unknown.prefix(100)) is not recognized"
-            )
+            throw EC2Errors.unknownParameter(unknown)
         }
         return Request(action: action, input: input)
     }
@@ -75,7 +69,7 @@ public enum EC2Query {
     ) throws(ServiceError) -> JSONValue? {
         guard let shape = model.shapes[shapeName] else { return nil }
         if shape.type == "structure" || shape.type == "list", node.value != nil {
-            throw ServiceError(code: "UnknownParameter", message: "The parameter \(path.prefix(100)) is not recognized")
+            throw EC2Errors.unknownParameter(path)
         }
         switch shape.type {
         case "structure":
@@ -123,10 +117,7 @@ public enum EC2Query {
         }
         for name in shape.required where members[name] == nil {
             let reference = shape.members.first { $0.name == name }?.reference
-            throw ServiceError(
-                code: "MissingParameter",
-                message: "The request must contain the parameter \(reference?.queryKey(member: name) ?? name)"
-            )
+            throw EC2Errors.missingParameter(reference?.queryKey(member: name) ?? name)
         }
         return .object(members)
     }
@@ -170,8 +161,8 @@ public enum EC2Query {
         while index < bytes.endIndex {
             let byte = bytes[index]
             if byte == UInt8(ascii: "%") {
-                guard bytes.distance(from: index, to: bytes.endIndex) >= 3, let high = hexValue(bytes[index + 1]),
-                    let low = hexValue(bytes[index + 2])
+                guard bytes.distance(from: index, to: bytes.endIndex) >= 3, let high = bytes[index + 1].hexDigitValue,
+                    let low = bytes[index + 2].hexDigitValue
                 else { return nil }
                 out.append(high << 4 | low)
                 index += 3
@@ -181,15 +172,6 @@ public enum EC2Query {
             }
         }
         return String(validating: out, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 
@@ -226,6 +208,11 @@ public enum EC2Errors {
 
     public static func invalidParameter(_ message: String) -> ServiceError {
         ServiceError(code: "InvalidParameter", message: message)
+    }
+
+    /// A parameter the operation does not take (names from the wire are cut to 100 characters).
+    public static func unknownParameter(_ name: some StringProtocol) -> ServiceError {
+        ServiceError(code: "UnknownParameter", message: "The parameter \(name.prefix(100)) is not recognized")
     }
 
     public static func missingParameter(_ name: String) -> ServiceError {

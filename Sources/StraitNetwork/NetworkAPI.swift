@@ -84,7 +84,7 @@ public final class NetworkAPI: Sendable {
 
     /// Answers one EC2 action with its output document (botocore's member names).
     public func handle(action: String, input: JSONValue) throws(ServiceError) -> JSONValue {
-        var operations = NetworkOperations(api: self, input: input)
+        let operations = NetworkOperations(api: self, input: input)
         try operations.checkDryRun()
         switch action {
         case "DescribeVpcs", "DescribeSubnets", "DescribeSecurityGroups", "DescribeAvailabilityZones",
@@ -180,28 +180,16 @@ enum NetworkDefaults {
                     tags: []
                 )
             )
-            let groupID = NetworkIDs.make("sg")
-            network.securityGroups.append(
-                SecurityGroupRecord(
-                    id: groupID,
-                    name: "default",
-                    groupDescription: "default VPC security group",
-                    vpcID: vpcID,
-                    ingress: [
-                        IngressRule(ipProtocol: "-1", fromPort: -1, toPort: -1, source: .group(groupID)),
-                        // Strait's departure from AWS: the default VPC's runtime endpoint (the zonal endpoints)
-                        // takes calls from anywhere that can reach it, as before there were security groups.
-                        IngressRule(
-                            ipProtocol: "-1",
-                            fromPort: -1,
-                            toPort: -1,
-                            source: .cidr(IPv4CIDR("0.0.0.0/0")!),
-                            description: "Strait: the default VPC's endpoints accept every caller"
-                        ),
-                    ],
-                    tags: []
-                )
+            // Strait's departure from AWS: the default VPC's runtime endpoint (the zonal endpoints) takes calls from
+            // anywhere that can reach it, as before there were security groups.
+            let everyone = IngressRule(
+                ipProtocol: "-1",
+                fromPort: -1,
+                toPort: -1,
+                source: .cidr(IPv4CIDR("0.0.0.0/0")!),
+                description: "Strait: the default VPC's endpoints accept every caller"
             )
+            network.securityGroups.append(.vpcDefault(of: vpcID, alsoAdmitting: [everyone]))
         }
         guard let defaultVPC = network.defaultVPC,
             let vpcIndex = network.vpcs.firstIndex(where: { $0.id == defaultVPC.id })

@@ -69,6 +69,21 @@ public struct SecurityGroupRecord: Sendable, Equatable, Codable {
     public var tags: [Tag]
 }
 
+extension SecurityGroupRecord {
+    /// The `default` group every VPC gets: it admits its own members (as in AWS), and whatever `rules` adds.
+    static func vpcDefault(of vpcID: String, alsoAdmitting rules: [IngressRule] = []) -> SecurityGroupRecord {
+        let id = NetworkIDs.make("sg")
+        return SecurityGroupRecord(
+            id: id,
+            name: "default",
+            groupDescription: "default VPC security group",
+            vpcID: vpcID,
+            ingress: [IngressRule(ipProtocol: "-1", fromPort: -1, toPort: -1, source: .group(id))] + rules,
+            tags: []
+        )
+    }
+}
+
 /// An interface VPC endpoint's network interface: one per subnet, with the address its listener binds.
 public struct NetworkInterfaceRecord: Sendable, Equatable, Codable {
     public var id: String

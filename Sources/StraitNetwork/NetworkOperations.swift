@@ -125,7 +125,7 @@ struct NetworkOperations {
 
     // MARK: changes
 
-    mutating func mutate(_ action: String, _ network: inout NetworkState) throws(ServiceError) -> JSONValue {
+    func mutate(_ action: String, _ network: inout NetworkState) throws(ServiceError) -> JSONValue {
         switch action {
         case "CreateVpc": return try createVpc(&network)
         case "DeleteVpc": return try deleteVpc(&network)
@@ -176,17 +176,7 @@ struct NetworkOperations {
             tags: try tagSpecification(for: "vpc")
         )
         network.vpcs.append(vpc)
-        let groupID = NetworkIDs.make("sg")
-        network.securityGroups.append(
-            SecurityGroupRecord(
-                id: groupID,
-                name: "default",
-                groupDescription: "default VPC security group",
-                vpcID: vpc.id,
-                ingress: [IngressRule(ipProtocol: "-1", fromPort: -1, toPort: -1, source: .group(groupID))],
-                tags: []
-            )
-        )
+        network.securityGroups.append(.vpcDefault(of: vpc.id))
         return .object(["Vpc": vpcDocument(vpc, network)])
     }
 

@@ -68,15 +68,6 @@ final class EndpointListeners: Service {
         await sync()
     }
 
-    /// The listeners open now: (endpoint, zone, URL).
-    var urls: [(endpointID: String, zone: String, url: String)] {
-        listeners.withLock { listeners in
-            listeners.values.sorted { ($0.endpointID, $0.zone) < ($1.endpointID, $1.zone) }.map {
-                ($0.endpointID, $0.zone, $0.server.url)
-            }
-        }
-    }
-
     func run() async throws {
         let stopping = Stopping()
         await withDiscardingTaskGroup { tasks in

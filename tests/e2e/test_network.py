@@ -74,6 +74,15 @@ class Network:
         self.undo.append(lambda: self.ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint["VpcEndpointId"]]))
         return endpoint
 
+    def runtime_endpoint_in(self, block, zone, allow):
+        """A VPC `block`.0.0/16 with one subnet `block`.1.0/24 in `zone`, a group admitting `allow` on every port
+        and protocol, and a runtime interface endpoint there (its listener: `block`.1.1). Returns the endpoint."""
+        vpc = self.vpc(f"{block}.0.0/16")["VpcId"]
+        subnet = self.subnet(vpc, f"{block}.1.0/24", zone)["SubnetId"]
+        group = self.group(vpc)
+        self.ec2.authorize_security_group_ingress(GroupId=group, IpProtocol="-1", CidrIp=allow)
+        return self.endpoint(vpc, [subnet], [group])
+
     def enable_dns_hostnames(self, vpc_id):
         self.ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
 
@@ -534,20 +543,15 @@ def test_the_network_survives_a_restart(strait_factory):
     server = strait_factory.start()
     ec2 = server.client(service="ec2")
     block = next_block()
-    vpc = ec2.create_vpc(CidrBlock=f"{block}.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{block}.1.0/24", AvailabilityZone="us-east-1c")["Subnet"]
-    group = ec2.create_security_group(GroupName="kept", Description="d", VpcId=vpc)["GroupId"]
-    # Every port: the restarted server listens on another one.
-    ec2.authorize_security_group_ingress(GroupId=group, IpProtocol="-1", CidrIp=f"{block}.1.0/24")
-    endpoint = ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=vpc, ServiceName=RUNTIME_SERVICE,
-                                       SubnetIds=[subnet["SubnetId"]], SecurityGroupIds=[group],
-                                       PrivateDnsEnabled=False)["VpcEndpoint"]
+    # Every port is allowed: the restarted server listens on another one. (Nothing to clean up: the server goes.)
+    endpoint = Network(ec2).runtime_endpoint_in(block, "us-east-1c", allow=f"{block}.1.0/24")
+    subnet, group = endpoint["SubnetIds"][0], endpoint["Groups"][0]["GroupId"]
     default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     server.stop()
     again = strait_factory.start(data_dir=server.data_dir)
     ec2 = again.client(service="ec2")
     assert ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"] == default_vpc
-    assert ec2.describe_subnets(SubnetIds=[subnet["SubnetId"]])["Subnets"][0]["CidrBlock"] == f"{block}.1.0/24"
+    assert ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"] == f"{block}.1.0/24"
     rules = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
     assert rules[0]["IpProtocol"] == "-1" and rules[0]["IpRanges"] == [{"CidrIp": f"{block}.1.0/24"}]
     kept = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint["VpcEndpointId"]])["VpcEndpoints"][0]
@@ -693,14 +697,8 @@ def test_a_wildcard_listener_applies_interface_endpoints_security_groups(strait_
     server = strait_factory.start(args=["--listen", "0.0.0.0:0"])
     server.endpoint = server.endpoint.replace("0.0.0.0", "127.0.0.1")  # talk to it on loopback
     port = port_of(server)
-    ec2 = server.client(service="ec2")
     block = next_block()
-    vpc = ec2.create_vpc(CidrBlock=f"{block}.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{block}.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]
-    group = ec2.create_security_group(GroupName="g", Description="d", VpcId=vpc)["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=group, IpProtocol="-1", CidrIp=f"{block}.1.0/25")
-    ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=vpc, ServiceName=RUNTIME_SERVICE,
-                            SubnetIds=[subnet["SubnetId"]], SecurityGroupIds=[group], PrivateDnsEnabled=False)
+    Network(server.client(service="ec2")).runtime_endpoint_in(block, "us-east-1a", allow=f"{block}.1.0/25")
     assert answered_http(f"{block}.1.5", f"{block}.1.1", port) is True
     assert answered_http(f"{block}.1.200", f"{block}.1.1", port) is False
     assert answered_http(f"{block}.1.200", "127.0.0.1", port) is True  # not an interface address
@@ -715,11 +713,7 @@ def test_an_interface_address_held_by_another_process_is_tried_again(ec2, net, s
     squatter.bind((f"{block}.1.1", port))
     squatter.listen(1)
     try:
-        vpc = net.vpc(f"{block}.0.0/16")["VpcId"]
-        subnet = net.subnet(vpc, f"{block}.1.0/24", "us-east-1a")["SubnetId"]
-        group = net.group(vpc)
-        ec2.authorize_security_group_ingress(GroupId=group, IpProtocol="-1", CidrIp=f"{block}.0.0/16")
-        net.endpoint(vpc, [subnet], [group])
+        net.runtime_endpoint_in(block, "us-east-1a", allow=f"{block}.0.0/16")
         time.sleep(0.5)
     finally:
         squatter.close()
