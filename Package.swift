@@ -104,7 +104,10 @@ let package = Package(
         .testTarget(name: "StraitServerTests", dependencies: ["StraitServer", "StraitCore"]),
         .testTarget(
             name: "StraitDataPlaneTests",
-            dependencies: ["StraitDataPlane", "StraitCore", .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: [
+                "StraitDataPlane", "StraitCore", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "StraitSupervisorTests",

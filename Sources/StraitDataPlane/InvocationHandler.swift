@@ -1,109 +1,11 @@
-import Foundation
-public import NIOCore
-public import NIOHTTP1
+import NIOCore
 import StraitAuth
 import StraitCore
 
 /// InvokeEndpoint on raw SwiftNIO: `POST /endpoints/{EndpointName}/invocations`, authenticated with SigV4, routed by
 /// the event loop's snapshot and forwarded over a pooled connection on the same loop, with no hop into Swift
-/// concurrency.
-///
-/// On the regional listener other requests pass on to the next handler (the control plane); on a zonal listener
-/// (`passThrough` false) they get a 404.
-public final class InvocationHandler: ChannelInboundHandler {
-    public typealias InboundIn = HTTPServerRequestPart
-    public typealias InboundOut = HTTPServerRequestPart
-    public typealias OutboundOut = HTTPServerResponsePart
-
-    private let dataPlane: DataPlane
-    /// The zone this listener serves; for the regional listener, set per connection when it came in on a zone's
-    /// runtime endpoint address (a wildcard listener serves those too).
-    private var zone: String?
-    private let passThrough: Bool
-    private let activity: ListenerActivity
-    private var loop: LoopContext?
-    /// The caller's zone: the listener's for a zonal endpoint, else the zone of the caller's address (if any).
-    private var callerZone: String?
-    /// When the current invocation's head arrived.
-    private var received = NIODeadline.now()
-    /// What the current invocation adds to the metrics once its answer is written.
-    private var pendingRecord: PendingRecord?
-
-    private struct PendingRecord {
-        var endpoint: String
-        var variant: String
-        var zone: String
-        var modelLatency: Int64?
-        var result: InvocationRecord.Result
-    }
-
-    private enum State {
-        case idle
-        case passing
-        case collecting(HTTPRequestHead, endpoint: Substring, body: ByteBuffer?, tooLarge: Bool)
-        case forwarding
-    }
-
-    private var state = State.idle
-
-    /// - Parameters:
-    ///   - zone: the zone of a zonal listener; nil for the regional endpoint, which routes across all zones.
-    ///   - passThrough: hand requests that are not invocations to the next handler.
-    public init(dataPlane: DataPlane, zone: String?, passThrough: Bool, activity: ListenerActivity) {
-        self.dataPlane = dataPlane
-        self.zone = zone
-        self.passThrough = passThrough
-        self.activity = activity
-    }
-
-    public func handlerAdded(context: ChannelHandlerContext) {
-        loop = dataPlane.context(for: context.eventLoop)
-        if zone == nil { zone = dataPlane.listenerZone(of: context.channel.localAddress) }
-        callerZone = zone ?? dataPlane.zone(of: context.channel.remoteAddress)
-    }
-
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        switch (state, part) {
-        case (.idle, .head(let head)):
-            if head.method == .POST, let endpoint = Self.invocationEndpoint(head.uri) {
-                received = .now()
-                pendingRecord = nil
-                state = .collecting(head, endpoint: endpoint, body: nil, tooLarge: false)
-            } else if passThrough {
-                state = .passing
-                context.fireChannelRead(data)
-            } else {
-                received = .now()
-                pendingRecord = nil
-                state = .collecting(head, endpoint: "", body: nil, tooLarge: false)
-            }
-        case (.passing, _):
-            if case .end = part { state = .idle }
-            context.fireChannelRead(data)
-        case (.collecting(let head, let endpoint, var body, let tooLarge), .body(var chunk)):
-            guard !tooLarge else { return }
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > DataPlane.maximumPayloadSize {
-                state = .collecting(head, endpoint: endpoint, body: nil, tooLarge: true)
-                return
-            }
-            state = .idle  // release the buffer reference before appending, so it is not copied
-            if body == nil { body = chunk } else { body?.writeBuffer(&chunk) }
-            state = .collecting(head, endpoint: endpoint, body: body, tooLarge: false)
-        case (.collecting(let head, let endpoint, let body, let tooLarge), .end):
-            state = .forwarding
-            let request = Invocation(
-                head: head,
-                endpoint: endpoint,
-                body: body ?? context.channel.allocator.buffer(capacity: 0),
-                tooLarge: tooLarge
-            )
-            handle(request, context: context)
-        default:
-            break
-        }
-    }
-
+/// concurrency. The connection's framing is ``HTTPConnectionHandler``'s; this is what it does with an invocation.
+extension HTTPConnectionHandler {
     /// The endpoint name of an InvokeEndpoint path, or nil if the path is something else.
     static func invocationEndpoint(_ uri: String) -> Substring? {
         // On the UTF-8 view: this runs on every request.
@@ -120,34 +22,12 @@ public final class InvocationHandler: ChannelInboundHandler {
         return Substring(name)
     }
 
-    private struct Invocation {
-        let head: HTTPRequestHead
-        let endpoint: Substring
-        let body: ByteBuffer
-        let tooLarge: Bool
-    }
-
-    private func handle(_ request: Invocation, context: ChannelHandlerContext) {
+    func handleInvocation(_ request: Request, endpoint: Substring, context: ChannelHandlerContext) {
         let keepGoing = activity.requestStarted()
-        let requestID = loop?.nextRequestID() ?? UUID().uuidString.lowercased()
-        guard !request.endpoint.isEmpty else {
-            let path = request.head.uri.split(separator: "?").first.map(String.init) ?? request.head.uri
-            fail(
-                ServiceError(
-                    code: "UnknownOperationException",
-                    message:
-                        "No API at \(request.head.method.rawValue) \(path). This runtime endpoint serves POST /endpoints/{EndpointName}/invocations.",
-                    status: 404
-                ),
-                head: request.head,
-                requestID: requestID,
-                close: !keepGoing,
-                context: context
-            )
-            return
-        }
+        pendingRecord = nil
+        let requestID = loop?.nextRequestID() ?? ""
         do {
-            let route = try authorize(request)
+            let route = try authorize(request, endpoint: endpoint)
             forward(request, route: route, requestID: requestID, close: !keepGoing, context: context, tried: [])
         } catch {
             fail(error, head: request.head, requestID: requestID, close: !keepGoing, context: context)
@@ -155,23 +35,25 @@ public final class InvocationHandler: ChannelInboundHandler {
     }
 
     /// Checks the signature, the size and the endpoint; returns the endpoint's route.
-    private func authorize(_ request: Invocation) throws(ServiceError) -> EndpointRoute {
+    private func authorize(_ request: Request, endpoint: Substring) throws(ServiceError) -> EndpointRoute {
         // The body of an oversized request was not kept, so its signature cannot be checked: refuse it first.
-        if request.tooLarge {
+        if request.body.tooLarge {
             throw ServiceError(
                 code: "ValidationError",
                 message:
                     "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to \(DataPlane.maximumPayloadSize)"
             )
         }
+        guard let dataPlane else { throw .internalFailure() }
         let signable = SignableRequest(
-            method: request.head.method.rawValue,
-            target: request.head.uri,
-            headers: request.head.headers.map { ($0.name, $0.value) },
-            payloadHash: request.body.withUnsafeReadableBytes { SigV4.hexSHA256($0) }
+            method: request.head.method,
+            target: request.head.target,
+            headers: request.head.headers,
+            payloadHash: request.body.bytes?.withUnsafeReadableBytes { SigV4.hexSHA256($0) }
+                ?? SigV4.hexSHA256(UnsafeRawBufferPointer(start: nil, count: 0))
         )
         _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)
-        let name = String(request.endpoint)
+        let name = String(endpoint)
         guard Self.isValidEndpointName(name) else {
             throw ServiceError(
                 code: "ValidationError",
@@ -196,25 +78,28 @@ public final class InvocationHandler: ChannelInboundHandler {
         return route
     }
 
-    /// The header limits of InvokeEndpoint's input shape.
-    static func headerError(_ headers: HTTPHeaders) -> ServiceError? {
-        let limits: [(String, String, Int)] = [
-            ("content-type", "contentType", 1024), ("accept", "accept", 1024),
-            ("x-amzn-sagemaker-custom-attributes", "customAttributes", 1024),
-            ("x-amzn-sagemaker-target-model", "targetModel", 1024),
-            ("x-amzn-sagemaker-target-variant", "targetVariant", 63),
-            ("x-amzn-sagemaker-inference-id", "inferenceId", 64),
-        ]
-        for (header, member, maximum) in limits {
-            guard let value = headers.first(name: header) else { continue }
-            if value.utf8.count > maximum {
+    /// The header limits of InvokeEndpoint's input shape, checked in one pass over the (lower-cased) headers.
+    static func headerError(_ headers: [(name: String, value: String)]) -> ServiceError? {
+        for header in headers {
+            let member: String
+            let maximum: Int
+            switch header.name {
+            case "content-type": (member, maximum) = ("contentType", 1024)
+            case "accept": (member, maximum) = ("accept", 1024)
+            case "x-amzn-sagemaker-custom-attributes": (member, maximum) = ("customAttributes", 1024)
+            case "x-amzn-sagemaker-target-model": (member, maximum) = ("targetModel", 1024)
+            case "x-amzn-sagemaker-target-variant": (member, maximum) = ("targetVariant", 63)
+            case "x-amzn-sagemaker-inference-id": (member, maximum) = ("inferenceId", 64)
+            default: continue
+            }
+            if header.value.utf8.count > maximum {
                 return ServiceError(
                     code: "ValidationError",
                     message:
                         "1 validation error detected: Value at '\(member)' failed to satisfy constraint: Member must have length less than or equal to \(maximum)"
                 )
             }
-            if value.isEmpty, member == "targetModel" || member == "inferenceId" {
+            if header.value.isEmpty, member == "targetModel" || member == "inferenceId" {
                 return ServiceError(
                     code: "ValidationError",
                     message:
@@ -238,18 +123,18 @@ public final class InvocationHandler: ChannelInboundHandler {
     /// Picks a variant and an instance and sends the call; a connection that cannot be made moves the call to another
     /// instance.
     private func forward(
-        _ request: Invocation,
+        _ request: Request,
         route: EndpointRoute,
         requestID: String,
         close: Bool,
         context: ChannelHandlerContext,
         tried: [String]
     ) {
-        guard let loop else {
+        guard let loop, let dataPlane else {
             fail(.internalFailure(), head: request.head, requestID: requestID, close: true, context: context)
             return
         }
-        let target = request.head.headers.first(name: "x-amzn-sagemaker-target-variant")
+        let target = request.head.first("x-amzn-sagemaker-target-variant")
         guard let variantIndex = Router.chooseVariant(route, target: target, random: &loop.random) else {
             fail(
                 ServiceError(
@@ -288,31 +173,37 @@ public final class InvocationHandler: ChannelInboundHandler {
             return
         }
         let instance = variant.instances[instanceIndex]
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: instance.hostHeader)
-        headers.add(name: "content-length", value: String(request.body.readableBytes))
-        for name in Self.forwardedHeaders {
-            for value in request.head.headers[name] { headers.add(name: name, value: value) }
+        let bodySize = request.body.bytes?.readableBytes ?? 0
+        var upstream = context.channel.allocator.buffer(capacity: 256 + (bodySize <= 65536 ? bodySize : 0))
+        upstream.writeStaticString("POST /invocations HTTP/1.1\r\n")
+        Self.writeHeader(&upstream, "host", instance.hostHeader)
+        Self.writeHeader(&upstream, "content-length", String(bodySize))
+        for header in request.head.headers where Self.isForwarded(header.name) {
+            Self.writeHeader(&upstream, header.name, header.value)
         }
-        let upstreamHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/invocations", headers: headers)
+        upstream.writeStaticString("\r\n")
+        // A small body goes in the same buffer as the head: one iovec, one copy of a few bytes.
+        var separateBody: ByteBuffer?
+        if var body = request.body.bytes, bodySize > 0 {
+            if bodySize <= 65536 { upstream.writeBuffer(&body) } else { separateBody = body }
+        }
         instance.outstanding.increment()
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let modelStart = NIODeadline.now()
         loop.pool.send(
             host: instance.host,
             port: instance.port,
+            hostHeader: instance.hostHeader,
             unixSocket: instance.unixSocket,
-            head: upstreamHead,
-            body: request.body,
+            request: upstream,
+            body: separateBody,
             timeout: dataPlane.invocationTimeout
-        ).whenSuccess { outcome in
+        ) { [self] outcome in
             instance.outstanding.decrement()
-            let (handler, context) = bound.value
             switch outcome {
             case .connectFailed, .staleConnection:
                 break  // the call moves to another instance; that one is what the metrics count
             default:
-                handler.pendingRecord = PendingRecord(
+                pendingRecord = PendingRecord(
                     endpoint: route.name,
                     variant: variant.name,
                     zone: instance.zone,
@@ -320,7 +211,7 @@ public final class InvocationHandler: ChannelInboundHandler {
                     result: .success
                 )
             }
-            handler.complete(
+            complete(
                 request,
                 outcome: outcome,
                 route: route,
@@ -335,13 +226,17 @@ public final class InvocationHandler: ChannelInboundHandler {
     }
 
     /// Headers InvokeEndpoint passes to the container; SageMaker strips every other one.
-    static let forwardedHeaders = [
-        "content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
-        "x-amzn-sagemaker-target-model",
-    ]
+    static func isForwarded(_ name: String) -> Bool {
+        switch name {
+        case "content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
+            "x-amzn-sagemaker-target-model":
+            true
+        default: false
+        }
+    }
 
     private func complete(
-        _ request: Invocation,
+        _ request: Request,
         outcome: UpstreamOutcome,
         route: EndpointRoute,
         variant: String,
@@ -353,28 +248,20 @@ public final class InvocationHandler: ChannelInboundHandler {
     ) {
         let error: ServiceError
         switch outcome {
-        case .response(let head, let body) where (200..<300).contains(Int(head.status.code)):
-            var headers = HTTPHeaders()
-            if let contentType = head.headers.first(name: "content-type") {
-                headers.add(name: "content-type", value: contentType)
+        case .response(let head, let body) where (200..<300).contains(head.status):
+            let keepAlive = request.head.keepAlive && !close
+            var out = context.channel.allocator.buffer(capacity: 256)
+            out.writeStaticString(request.head.minorVersion == 0 ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n")
+            if let contentType = head.first("content-type") { Self.writeHeader(&out, "content-type", contentType) }
+            Self.writeHeader(&out, "x-Amzn-Invoked-Production-Variant", variant)
+            if let attributes = head.first("x-amzn-sagemaker-custom-attributes") {
+                Self.writeHeader(&out, "X-Amzn-SageMaker-Custom-Attributes", attributes)
             }
-            headers.add(name: "x-Amzn-Invoked-Production-Variant", value: variant)
-            if let attributes = head.headers.first(name: "x-amzn-sagemaker-custom-attributes") {
-                headers.add(name: "X-Amzn-SageMaker-Custom-Attributes", value: attributes)
-            }
-            write(
-                .ok,
-                headers: headers,
-                body: body,
-                head: request.head,
-                requestID: requestID,
-                close: close,
-                context: context
-            )
+            respond(&out, body: body, requestID: requestID, keepAlive: keepAlive, context: context)
             return
         case .response(let head, let body):
             let original = String(decoding: body.readableBytesView.prefix(4096), as: UTF8.self)
-            error = modelError(status: Int(head.status.code), original: original, route: route)
+            error = modelError(status: head.status, original: original, route: route)
         case .connectFailed, .staleConnection:
             // A failed connect rules the instance out for this call. A stale kept-alive connection does not (the
             // instance may only have closed an idle connection): the call is tried once more on a fresh one,
@@ -419,7 +306,9 @@ public final class InvocationHandler: ChannelInboundHandler {
     }
 
     private func logStream(_ route: EndpointRoute) -> String {
-        "arn:aws:logs:\(dataPlane.account.region):\(dataPlane.account.accountID):log-group:/aws/sagemaker/Endpoints/\(route.name)"
+        let account = dataPlane?.account
+        return
+            "arn:aws:logs:\(account?.region ?? ""):\(account?.accountID ?? ""):log-group:/aws/sagemaker/Endpoints/\(route.name)"
     }
 
     /// SageMaker's ModelError: "Received client|server error (STATUS) from primary with message …", status 0 when
@@ -438,9 +327,9 @@ public final class InvocationHandler: ChannelInboundHandler {
         )
     }
 
-    private func fail(
+    func fail(
         _ error: ServiceError,
-        head: HTTPRequestHead,
+        head: HTTP1.RequestHead,
         requestID: String,
         close: Bool,
         context: ChannelHandlerContext
@@ -449,66 +338,32 @@ public final class InvocationHandler: ChannelInboundHandler {
             error.code == "ModelError" ? .modelError : error.status >= 500 ? .serverError : .clientError
         if pendingRecord == nil, error.status >= 500 { loop?.metrics.unroutedServerErrors += 1 }
         if pendingRecord == nil, error.status < 500 { loop?.metrics.unroutedClientErrors += 1 }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "x-amzn-ErrorType", value: error.code)
         var body = context.channel.allocator.buffer(capacity: 256)
         body.writeString(error.jsonBody.serialized())
-        write(
-            HTTPResponseStatus(statusCode: error.status),
-            headers: headers,
-            body: body,
-            head: head,
-            requestID: requestID,
-            close: close,
-            context: context
-        )
+        var out = context.channel.allocator.buffer(capacity: 256)
+        Self.writeStatusLine(&out, minorVersion: head.minorVersion, status: error.status)
+        out.writeStaticString("content-type: application/json\r\n")
+        Self.writeHeader(&out, "x-amzn-ErrorType", error.code)
+        respond(&out, body: body, requestID: requestID, keepAlive: head.keepAlive && !close, context: context)
     }
 
-    private func write(
-        _ status: HTTPResponseStatus,
-        headers: HTTPHeaders,
+    /// Ends the head in `out` (request id, length, connection) and writes it with `body`.
+    private func respond(
+        _ out: inout ByteBuffer,
         body: ByteBuffer,
-        head: HTTPRequestHead,
         requestID: String,
-        close: Bool,
+        keepAlive: Bool,
         context: ChannelHandlerContext
     ) {
-        activity.requestFinished()
-        state = .idle
-        var headers = headers
-        headers.add(name: "x-amzn-RequestId", value: requestID)
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        let keepAlive = head.isKeepAlive && !close
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
-            promise: nil
-        )
-        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        let channel = context.channel
-        let record = pendingRecord
-        pendingRecord = nil
-        let (received, callerZone, loop) = (self.received, self.callerZone, self.loop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if let record, let loop {
-                let total = (NIODeadline.now() - received).nanoseconds / 1000
-                loop.metrics.record(
-                    InvocationRecord(
-                        endpoint: record.endpoint,
-                        variant: record.variant,
-                        zone: record.zone,
-                        result: record.result,
-                        modelLatency: record.modelLatency,
-                        overheadLatency: max(0, total - (record.modelLatency ?? 0)),
-                        crossZone: callerZone != nil && !record.zone.isEmpty && record.zone != callerZone
-                    )
-                )
-            }
-            if !keepAlive { channel.close(promise: nil) }
+        Self.writeHeader(&out, "x-amzn-RequestId", requestID)
+        Self.writeHeader(&out, "content-length", String(body.readableBytes))
+        out.writeStaticString(keepAlive ? "\r\n" : "connection: close\r\n\r\n")
+        if body.readableBytes <= 65536 {
+            var body = body
+            out.writeBuffer(&body)
+            finish(out, body: nil, keepAlive: keepAlive, context: context)
+        } else {
+            finish(out, body: body, keepAlive: keepAlive, context: context)
         }
     }
 }
-
-@available(*, unavailable)
-extension InvocationHandler: Sendable {}

@@ -1,10 +1,9 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// What came back from an instance.
 enum UpstreamOutcome {
-    case response(HTTPResponseHead, ByteBuffer)
+    case response(HTTP1.ResponseHead, ByteBuffer)
     /// No connection could be made: nothing was sent, so another instance may take the call.
     case connectFailed
     /// The connection broke after the request was (perhaps) written: the call must not be repeated.
@@ -22,39 +21,40 @@ enum UpstreamOutcome {
 // Confined to `eventLoop` (owned by a LoopContext).
 final class UpstreamPool {
     private let eventLoop: any EventLoop
-    private var idle: [String: [any Channel]] = [:]
+    /// Idle connections by instance address (`host:port` or the Unix socket's path).
+    private var idle: [String: [UpstreamHandler]] = [:]
     /// Idle connections kept per instance.
     private let maximumIdlePerInstance = 64
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    /// Sends one request to `host:port` (or the instance's Unix socket) on a pooled or new connection and completes
-    /// with the outcome.
+    /// Sends one request — `request` (the head, and the body when small), then `body` if given — to the instance at
+    /// `hostHeader` (`host:port`) or its Unix socket, on a pooled or new connection, and calls `completion` with the
+    /// outcome on this loop.
     func send(
         host: String,
         port: Int,
+        hostHeader: String,
         unixSocket: String? = nil,
-        head: HTTPRequestHead,
-        body: ByteBuffer,
-        timeout: TimeAmount
-    ) -> EventLoopFuture<UpstreamOutcome> {
+        request: ByteBuffer,
+        body: ByteBuffer?,
+        timeout: TimeAmount,
+        completion: @escaping (UpstreamOutcome) -> Void
+    ) {
         eventLoop.assertInEventLoop()
-        let key = unixSocket ?? "\(host):\(port)"
-        while var channels = idle[key], let channel = channels.popLast() {
-            idle[key] = channels
-            if channel.isActive {
-                return exchange(channel, key: key, head: head, body: body, timeout: timeout, reused: true)
+        let key = unixSocket ?? hostHeader
+        while let handler = idle[key]?.popLast() {
+            if handler.isUsable {
+                handler.exchange(request, body: body, timeout: timeout, reused: true, completion: completion)
+                return
             }
         }
-        let promise = eventLoop.makePromise(of: UpstreamOutcome.self)
-        let pool = NIOLoopBound(self, eventLoop: eventLoop)
+        let pending = NIOLoopBound((self, completion), eventLoop: eventLoop)
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Header names and values come from parsed requests or from Strait itself: no re-validation.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(pool: pending.value.0, key: key))
                 }
             }
         let connected: EventLoopFuture<any Channel>
@@ -64,134 +64,202 @@ final class UpstreamPool {
             bootstrap = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
             connected = bootstrap.connect(host: host, port: port)
         }
-        connected
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    pool.value.exchange(channel, key: key, head: head, body: body, timeout: timeout, reused: false)
-                        .cascade(
-                            to: promise
-                        )
-                case .failure:
-                    promise.succeed(.connectFailed)
-                }
+        connected.whenComplete { result in
+            let completion = pending.value.1
+            guard case .success(let channel) = result,
+                let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+            else {
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                completion(.connectFailed)
+                return
             }
-        return promise.futureResult
-    }
-
-    private func exchange(
-        _ channel: any Channel,
-        key: String,
-        head: HTTPRequestHead,
-        body: ByteBuffer,
-        timeout: TimeAmount,
-        reused: Bool
-    ) -> EventLoopFuture<UpstreamOutcome> {
-        let promise = eventLoop.makePromise(of: UpstreamOutcome.self)
-        guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
-            channel.close(promise: nil)
-            promise.succeed(.connectFailed)
-            return promise.futureResult
-        }
-        handler.start(promise: promise, timeout: timeout, channel: channel, reused: reused)
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        if body.readableBytes > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        let bound = NIOLoopBound((self, handler), eventLoop: eventLoop)
-        return promise.futureResult.map { outcome in
-            let (pool, handler) = bound.value
-            if case .response(let response, _) = outcome, response.isKeepAlive, handler.reusable, channel.isActive {
-                pool.release(channel, key: key)
-            } else {
-                channel.close(promise: nil)
-            }
-            return outcome
+            handler.exchange(request, body: body, timeout: timeout, reused: false, completion: completion)
         }
     }
 
-    private func release(_ channel: any Channel, key: String) {
-        var channels = idle[key] ?? []
-        guard channels.count < maximumIdlePerInstance else {
-            channel.close(promise: nil)
-            return
-        }
-        let firstIdle = !channels.contains { $0 === channel }
-        channels.append(channel)
-        idle[key] = channels
-        if firstIdle, !forgetting.contains(ObjectIdentifier(channel)) {
-            // When the instance closes the connection (or goes away), drop it and, with the last one, the key.
-            forgetting.insert(ObjectIdentifier(channel))
-            let pool = NIOLoopBound(self, eventLoop: eventLoop)
-            channel.closeFuture.whenComplete { _ in pool.value.forget(channel, key: key) }
+    /// Keeps a connection whose exchange ended cleanly for the next call to its instance.
+    fileprivate func release(_ handler: UpstreamHandler) {
+        if idle[handler.key, default: []].count < maximumIdlePerInstance {
+            idle[handler.key, default: []].append(handler)
+        } else {
+            handler.close()
         }
     }
 
-    private var forgetting: Set<ObjectIdentifier> = []
-
-    private func forget(_ channel: any Channel, key: String) {
-        forgetting.remove(ObjectIdentifier(channel))
-        guard var channels = idle[key] else { return }
-        channels.removeAll { $0 === channel }
-        idle[key] = channels.isEmpty ? nil : channels
+    /// Drops a connection that closed (the instance closed it, or went away); with the last one, the address.
+    fileprivate func forget(_ handler: UpstreamHandler) {
+        guard idle[handler.key] != nil else { return }
+        idle[handler.key]?.removeAll { $0 === handler }
+        if idle[handler.key]?.isEmpty == true { idle[handler.key] = nil }
     }
 }
 
-/// Collects one response at a time on an upstream connection.
+/// One upstream connection: writes a request and reads its response, framed by hand (``HTTP1``), one exchange at a
+/// time.
 final class UpstreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    private var promise: EventLoopPromise<UpstreamOutcome>?
-    private var head: HTTPResponseHead?
-    private var body: ByteBuffer?
-    private var timeout: Scheduled<Void>?
+    private let pool: UpstreamPool
+    let key: String
+    private var context: ChannelHandlerContext?
+    private var completion: ((UpstreamOutcome) -> Void)?
+    private var input: ByteBuffer?
+    private var searched = 0
+    private var head: HTTP1.ResponseHead?
+    private var bodyReader = HTTP1.BodyReader(.length(0))
+    private var body = HTTP1.BodyBuffer(limit: DataPlane.maximumPayloadSize)
+    /// When the exchange in flight times out; one timer per connection, re-armed only when it fires early.
+    private var deadline = NIODeadline.distantFuture
+    private var timer: Scheduled<Void>?
     private var receivedAnything = false
     private var reused = false
     private var sent = NIODeadline.now()
     /// False once the connection must not carry another request.
-    private(set) var reusable = true
+    private var reusable = true
 
-    func start(promise: EventLoopPromise<UpstreamOutcome>, timeout: TimeAmount, channel: any Channel, reused: Bool) {
+    init(pool: UpstreamPool, key: String) {
+        self.pool = pool
+        self.key = key
+    }
+
+    var isUsable: Bool { reusable && context?.channel.isActive == true }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func close() {
+        reusable = false
+        context?.close(promise: nil)
+    }
+
+    func exchange(
+        _ request: ByteBuffer,
+        body: ByteBuffer?,
+        timeout: TimeAmount,
+        reused: Bool,
+        completion: @escaping (UpstreamOutcome) -> Void
+    ) {
+        guard let context, reusable else {
+            completion(.connectFailed)
+            return
+        }
         self.reused = reused
-        self.sent = .now()
-        self.promise = promise
+        self.completion = completion
         head = nil
-        body = nil
+        self.body = HTTP1.BodyBuffer(limit: DataPlane.maximumPayloadSize)
         receivedAnything = false
-        let bound = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        self.timeout = channel.eventLoop.scheduleTask(in: timeout) {
-            bound.value.finish(.timedOut)
-            channel.close(promise: nil)
+        sent = .now()
+        deadline = sent + timeout
+        armTimer(context.eventLoop)
+        if let body {
+            context.write(wrapOutboundOut(request), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(body), promise: nil)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+        }
+    }
+
+    private func armTimer(_ eventLoop: any EventLoop) {
+        guard timer == nil else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        timer = eventLoop.scheduleTask(deadline: deadline) { bound.value.timerFired() }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard completion != nil, let context else { return }
+        if NIODeadline.now() >= deadline {
+            finish(.timedOut)
+        } else {
+            armTimer(context.eventLoop)
         }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
         receivedAnything = true
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body(var chunk):
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > DataPlane.maximumPayloadSize {
-                finish(.responseTooLarge)
-                context.close(promise: nil)
-                return
-            }
-            if body == nil {
-                body = chunk
-            } else {
-                body?.writeBuffer(&chunk)
-            }
-        case .end:
+        guard completion != nil else {
+            close()  // bytes nobody asked for: the connection's framing is lost
+            return
+        }
+        if input == nil || input?.readableBytes == 0 {
+            input = bytes
+        } else {
+            input?.writeBuffer(&bytes)
+        }
+        readResponse()
+    }
+
+    private func readResponse() {
+        while completion != nil {
             guard let head else {
-                finish(.broken)
-                return
+                guard let buffered = input, buffered.readableBytes > 0 else { return }
+                let parsed: (head: HTTP1.ResponseHead, length: Int)?
+                do {
+                    parsed = try HTTP1.parseResponseHead(buffered, searched: &searched)
+                } catch {
+                    finish(.broken)
+                    return
+                }
+                guard let parsed else { return }
+                input?.moveReaderIndex(forwardBy: parsed.length)
+                if parsed.head.status < 200 {
+                    // Interim responses (100 Continue, 103) precede the answer; 101 would switch protocols.
+                    if parsed.head.status == 101 { finish(.broken) }
+                    continue
+                }
+                self.head = parsed.head
+                if case .length(let length) = parsed.head.framing, length > DataPlane.maximumPayloadSize {
+                    finish(.responseTooLarge)
+                    return
+                }
+                bodyReader = HTTP1.BodyReader(parsed.head.framing)
+                continue
             }
-            finish(.response(head, body ?? context.channel.allocator.buffer(capacity: 0)))
+            guard readBody() else { return }
+            finish(.response(head, body.bytes ?? ByteBuffer()))
+        }
+    }
+
+    /// Moves body bytes from `input`; true once the body is complete.
+    private func readBody() -> Bool {
+        while true {
+            guard input != nil, let allocator = context?.channel.allocator else { return false }
+            let expected = bodyReader.remainingLength
+            let piece: HTTP1.Piece
+            do {
+                piece = try bodyReader.next(&input!)
+            } catch {
+                finish(.broken)
+                return false
+            }
+            switch piece {
+            case .needMore:
+                return false
+            case .data(var slice, let last):
+                body.append(&slice, last: last, expected: expected, allocator: allocator)
+                if body.tooLarge {
+                    finish(.responseTooLarge)
+                    return false
+                }
+            case .end:
+                return true
+            }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         reusable = false
-        finish(closedAsStale ? .staleConnection : .broken)
+        timer?.cancel()
+        timer = nil
+        pool.forget(self)
+        if let head, bodyReader.endsWithConnection {
+            finish(.response(head, body.bytes ?? ByteBuffer()))
+        } else {
+            finish(closedAsStale ? .staleConnection : .broken)
+        }
         context.fireChannelInactive()
     }
 
@@ -207,13 +275,24 @@ final class UpstreamHandler: ChannelInboundHandler {
         reused && !receivedAnything && NIODeadline.now() - sent < .milliseconds(10)
     }
 
+    /// Ends the exchange: the connection goes back to the pool when the answer was whole and nothing else came.
     private func finish(_ outcome: UpstreamOutcome) {
-        timeout?.cancel()
-        timeout = nil
-        guard let promise else { return }
-        self.promise = nil
-        if case .response = outcome {} else { reusable = false }
-        promise.succeed(outcome)
+        guard let completion else { return }
+        self.completion = nil
+        var keep = false
+        if case .response(let head, _) = outcome {
+            keep = head.keepAlive && reusable && (input?.readableBytes ?? 0) == 0
+        }
+        head = nil
+        body = HTTP1.BodyBuffer(limit: DataPlane.maximumPayloadSize)
+        input = nil
+        searched = 0
+        if keep, context?.channel.isActive == true {
+            pool.release(self)
+        } else {
+            close()
+        }
+        completion(outcome)
     }
 }
 

@@ -3,6 +3,7 @@ public import NIOHTTP1
 public import StraitAuth
 public import StraitControlPlane
 import StraitCore
+public import StraitDataPlane
 import StraitNetwork
 
 /// The regional API endpoint: authenticates each request with SigV4 and routes `POST /` with `X-Amz-Target` to the

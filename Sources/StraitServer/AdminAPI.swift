@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import StraitCore
+import StraitDataPlane
 import StraitStore
 import StraitSupervisor
 

@@ -1,37 +1,9 @@
 public import Logging
 public import NIOCore
-public import NIOHTTP1
 public import NIOPosix
 public import ServiceLifecycle
 public import StraitDataPlane
 import Synchronization
-
-/// A whole HTTP request: head, body, and who sent it.
-public struct BufferedRequest: Sendable {
-    public var head: HTTPRequestHead
-    public var body: [UInt8]
-    public var remoteAddress: SocketAddress?
-}
-
-/// A whole HTTP response.
-public struct BufferedResponse: Sendable {
-    public var status: HTTPResponseStatus
-    public var headers: HTTPHeaders
-    public var body: [UInt8]
-
-    public init(status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-    }
-}
-
-/// Answers buffered requests. The control plane is not latency-critical: one task per request is fine there.
-public protocol BufferedResponder: Sendable {
-    func respond(to request: BufferedRequest) async -> BufferedResponse
-    /// The response for a body over the size limit.
-    func bodyTooLarge(_ head: HTTPRequestHead) -> BufferedResponse
-}
 
 /// An HTTP/1.1 listener: InvokeEndpoint on the raw NIO data path when it has a data plane, everything else buffered
 /// and handed to a ``BufferedResponder`` (the control plane) when it has one.
@@ -106,28 +78,15 @@ public final class HTTPServer: Service {
                     return channel.eventLoop.makeFailedFuture(ConnectionRefused())
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    // Every header written is Strait's own or was parsed from a request or an instance's answer.
-                    try pipeline.configureHTTPServerPipeline(
-                        withErrorHandling: true,
-                        withOutboundHeaderValidation: false
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPConnectionHandler(
+                            dataPlane: dataPlane,
+                            zone: zone,
+                            responder: responder,
+                            activity: activity,
+                            maximumBodySize: maximumBodySize
+                        )
                     )
-                    try pipeline.addHandler(ConnectionTracker(activity: activity))
-                    if let dataPlane {
-                        try pipeline.addHandler(
-                            InvocationHandler(
-                                dataPlane: dataPlane,
-                                zone: zone,
-                                passThrough: responder != nil,
-                                activity: activity
-                            )
-                        )
-                    }
-                    if let responder {
-                        try pipeline.addHandler(
-                            BufferingHandler(responder: responder, activity: activity, maximumBodySize: maximumBodySize)
-                        )
-                    }
                 }
             }
             .bind(host: host, port: port ?? requestedPort).get()
@@ -187,110 +146,3 @@ public final class Counter: Sendable {
     public func increment() { atomic.wrappingAdd(1, ordering: .relaxed) }
     public var value: Int { atomic.load(ordering: .relaxed) }
 }
-
-/// Keeps the listener's list of open connections.
-final class ConnectionTracker: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-
-    private let activity: ListenerActivity
-
-    init(activity: ListenerActivity) { self.activity = activity }
-
-    func channelActive(context: ChannelHandlerContext) {
-        activity.connectionOpened(context.channel)
-        context.fireChannelActive()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        activity.connectionClosed(context.channel)
-        context.fireChannelInactive()
-    }
-}
-
-@available(*, unavailable)
-extension ConnectionTracker: Sendable {}
-
-/// Collects a request's parts and answers it through the responder (one task per request: control plane only).
-final class BufferingHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let responder: any BufferedResponder
-    private let activity: ListenerActivity
-    private let maximumBodySize: Int
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
-    private var tooLarge = false
-
-    init(responder: any BufferedResponder, activity: ListenerActivity, maximumBodySize: Int) {
-        self.responder = responder
-        self.activity = activity
-        self.maximumBodySize = maximumBodySize
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = []
-            tooLarge = false
-        case .body(let chunk):
-            guard !tooLarge else { return }
-            if body.count + chunk.readableBytes > maximumBodySize {
-                tooLarge = true
-                body = []
-                return
-            }
-            body.append(contentsOf: chunk.readableBytesView)
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            if tooLarge {
-                write(responder.bodyTooLarge(head), for: head, context: context, close: true)
-                return
-            }
-            let request = BufferedRequest(head: head, body: body, remoteAddress: context.channel.remoteAddress)
-            body = []
-            let accepting = activity.requestStarted()
-            let (responder, activity) = (self.responder, self.activity)
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask {
-                await responder.respond(to: request)
-            }.whenSuccess { response in  // the responder answers every request, errors included: it cannot fail
-                let (handler, context) = loopBound.value
-                activity.requestFinished()
-                handler.write(response, for: head, context: context, close: !accepting)
-            }
-        }
-    }
-
-    private func write(
-        _ response: BufferedResponse,
-        for head: HTTPRequestHead,
-        context: ChannelHandlerContext,
-        close: Bool
-    ) {
-        var headers = response.headers
-        headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
-        let keepAlive = head.isKeepAlive && !close
-        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
-            promise: nil
-        )
-        if !response.body.isEmpty {
-            context.write(
-                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
-                promise: nil
-            )
-        }
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { channel.close(promise: nil) }
-        }
-    }
-}
-
-@available(*, unavailable)
-extension BufferingHandler: Sendable {}

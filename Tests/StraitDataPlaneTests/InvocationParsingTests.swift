@@ -1,4 +1,3 @@
-import NIOHTTP1
 import StraitCore
 import Testing
 
@@ -11,7 +10,7 @@ import Testing
         ("/endpoints/A1/invocations", "A1"),
     ])
     func invocationPaths(_ uri: String, _ name: String) {
-        #expect(InvocationHandler.invocationEndpoint(uri).map(String.init) == name)
+        #expect(HTTPConnectionHandler.invocationEndpoint(uri).map(String.init) == name)
     }
 
     @Test(arguments: [
@@ -19,32 +18,28 @@ import Testing
         "/endpoints/a/invocations-response-stream", "endpoints/a/invocations", "/ping",
     ])
     func otherPaths(_ uri: String) {
-        #expect(InvocationHandler.invocationEndpoint(uri) == nil)
+        #expect(HTTPConnectionHandler.invocationEndpoint(uri) == nil)
     }
 
     @Test(arguments: ["a", "my-endpoint", "a--b", String(repeating: "x", count: 63)])
     func validNames(_ name: String) {
-        #expect(InvocationHandler.isValidEndpointName(name))
+        #expect(HTTPConnectionHandler.isValidEndpointName(name))
     }
 
     @Test(arguments: ["", "-a", "a-", "a_b", "a%20b", "é", String(repeating: "x", count: 64), "a.b"])
     func invalidNames(_ name: String) {
-        #expect(!InvocationHandler.isValidEndpointName(name))
+        #expect(!HTTPConnectionHandler.isValidEndpointName(name))
     }
 
     @Test func headerLimits() {
-        var headers = HTTPHeaders()
-        headers.add(name: "X-Amzn-SageMaker-Target-Variant", value: String(repeating: "v", count: 64))
-        #expect(InvocationHandler.headerError(headers)?.message.contains("'targetVariant'") == true)
-        headers = HTTPHeaders()
-        headers.add(name: "X-Amzn-SageMaker-Inference-Id", value: "")
-        #expect(InvocationHandler.headerError(headers)?.code == "ValidationError")
-        headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: String(repeating: "t", count: 1025))
-        #expect(InvocationHandler.headerError(headers)?.message.contains("less than or equal to 1024") == true)
-        headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/csv")
-        headers.add(name: "X-Amzn-SageMaker-Custom-Attributes", value: "a=b")
-        #expect(InvocationHandler.headerError(headers) == nil)
+        typealias Headers = [(name: String, value: String)]
+        var headers: Headers = [("x-amzn-sagemaker-target-variant", String(repeating: "v", count: 64))]
+        #expect(HTTPConnectionHandler.headerError(headers)?.message.contains("'targetVariant'") == true)
+        headers = [("x-amzn-sagemaker-inference-id", "")]
+        #expect(HTTPConnectionHandler.headerError(headers)?.code == "ValidationError")
+        headers = [("content-type", String(repeating: "t", count: 1025))]
+        #expect(HTTPConnectionHandler.headerError(headers)?.message.contains("less than or equal to 1024") == true)
+        headers = [("content-type", "text/csv"), ("x-amzn-sagemaker-custom-attributes", "a=b")]
+        #expect(HTTPConnectionHandler.headerError(headers) == nil)
     }
 }

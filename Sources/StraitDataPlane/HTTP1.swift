@@ -1,0 +1,548 @@
+public import NIOCore
+import StraitCore
+
+/// HTTP/1.1 framing on bytes, for the invocation path: request and response heads (RFC 9112), message body framing
+/// and chunked transfer coding, with nothing parsed that the path does not use.
+///
+/// Header names are lower-cased as they are read (every lookup here and SigV4's canonical form want them so);
+/// values are kept as sent, without surrounding whitespace. Anything a lenient parser would have to guess at — a
+/// control character in a field, obs-fold, whitespace before a colon, a Content-Length that is not one number,
+/// both Content-Length and Transfer-Encoding — is refused rather than interpreted.
+public enum HTTP1 {
+    /// The largest head (request or status line plus header fields) read.
+    public static let maximumHeadSize = 64 * 1024
+    /// The most header fields in one head.
+    public static let maximumHeaderCount = 128
+
+    /// Why a message could not be read; each maps to the status a server answers with.
+    public enum ParseError: Error, Equatable, Sendable {
+        case malformed(String)
+        case headTooLarge
+        case unsupportedVersion
+        case unsupportedTransferCoding(String)
+
+        /// The response status for a request that failed this way.
+        public var status: Int {
+            switch self {
+            case .malformed: 400
+            case .headTooLarge: 431
+            case .unsupportedVersion: 505
+            case .unsupportedTransferCoding: 501
+            }
+        }
+
+        public var message: String {
+            switch self {
+            case .malformed(let reason): "Malformed HTTP request: \(reason)."
+            case .headTooLarge: "The request's header fields are larger than \(HTTP1.maximumHeadSize) bytes."
+            case .unsupportedVersion: "Only HTTP/1.0 and HTTP/1.1 are served."
+            case .unsupportedTransferCoding(let coding): "Transfer-Encoding \(coding) is not supported."
+            }
+        }
+    }
+
+    /// How the body of a message is delimited.
+    public enum BodyFraming: Equatable, Sendable {
+        case length(Int)
+        case chunked
+        /// A response without length or chunking: its body runs until the connection closes.
+        case untilClose
+    }
+
+    public struct RequestHead: Sendable {
+        public var method: String
+        public var target: String
+        /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+        public var minorVersion: Int
+        /// In arrival order; names lower-cased.
+        public var headers: [(name: String, value: String)]
+        public var framing: BodyFraming
+        public var keepAlive: Bool
+        public var expectsContinue: Bool
+
+        /// The first value of a header, by lower-case name.
+        public func first(_ name: String) -> String? {
+            for header in headers where header.name == name { return header.value }
+            return nil
+        }
+    }
+
+    public struct ResponseHead: Sendable {
+        public var status: Int
+        public var minorVersion: Int
+        public var headers: [(name: String, value: String)]
+        public var framing: BodyFraming
+        public var keepAlive: Bool
+
+        public func first(_ name: String) -> String? {
+            for header in headers where header.name == name { return header.value }
+            return nil
+        }
+    }
+
+    // MARK: Finding and reading heads
+
+    /// The length of the head at the start of `bytes` (through its empty line), or nil if it has not all arrived.
+    /// `searchFrom` skips what an earlier call already looked at.
+    static func headLength(_ bytes: UnsafeRawBufferPointer, searchFrom: Int = 0) -> Int? {
+        var index = max(3, searchFrom)
+        let count = bytes.count
+        while index < count {
+            if bytes[index] == 0x0A, bytes[index - 1] == 0x0D, bytes[index - 2] == 0x0A, bytes[index - 3] == 0x0D {
+                return index + 1
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Reads a request head from the start of `buffer`. Returns nil while the head is incomplete (`searched` keeps
+    /// how far the search got, for the next call); throws when the head is malformed or too large.
+    public static func parseRequestHead(
+        _ buffer: ByteBuffer,
+        searched: inout Int
+    ) throws(ParseError) -> (head: RequestHead, length: Int)? {
+        try buffer.withUnsafeReadableBytes { bytes throws(ParseError) in
+            // A server ignores empty lines before the request line (RFC 9112, 2.2).
+            var start = 0
+            while start + 1 < bytes.count, bytes[start] == 0x0D, bytes[start + 1] == 0x0A { start += 2 }
+            guard let end = headLength(bytes, searchFrom: max(start + 3, searched)) else {
+                if bytes.count > maximumHeadSize { throw .headTooLarge }
+                searched = max(0, bytes.count - 3)
+                return nil
+            }
+            if end - start > maximumHeadSize { throw .headTooLarge }
+            searched = 0
+            let head = try readRequest(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            return (head, end)
+        }
+    }
+
+    /// Reads a response head from the start of `buffer`; nil while incomplete.
+    public static func parseResponseHead(
+        _ buffer: ByteBuffer,
+        searched: inout Int
+    ) throws(ParseError) -> (head: ResponseHead, length: Int)? {
+        try buffer.withUnsafeReadableBytes { bytes throws(ParseError) in
+            guard let end = headLength(bytes, searchFrom: searched) else {
+                if bytes.count > maximumHeadSize { throw .headTooLarge }
+                searched = max(0, bytes.count - 3)
+                return nil
+            }
+            if end > maximumHeadSize { throw .headTooLarge }
+            searched = 0
+            return (try readResponse(UnsafeRawBufferPointer(rebasing: bytes[0..<end])), end)
+        }
+    }
+
+    /// A head's bytes, through its empty line.
+    private struct Lines {
+        let bytes: UnsafeRawBufferPointer
+        var position = 0
+
+        /// The next line without its CRLF; a bare CR or LF inside stays in the line (and fails field checks).
+        mutating func next() -> Range<Int>? {
+            var index = position
+            while index + 1 < bytes.count {
+                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A {
+                    defer { position = index + 2 }
+                    return position..<index
+                }
+                index += 1
+            }
+            return nil
+        }
+    }
+
+    private static func readRequest(_ bytes: UnsafeRawBufferPointer) throws(ParseError) -> RequestHead {
+        var lines = Lines(bytes: bytes)
+        guard let line = lines.next() else { throw .malformed("no request line") }
+        // method SP request-target SP HTTP-version
+        var index = line.lowerBound
+        while index < line.upperBound, isTokenByte(bytes[index]) { index += 1 }
+        guard index > line.lowerBound, index < line.upperBound, bytes[index] == 0x20 else {
+            throw .malformed("bad request line")
+        }
+        let method = string(bytes, line.lowerBound..<index)
+        let targetStart = index + 1
+        index = targetStart
+        while index < line.upperBound, bytes[index] > 0x20, bytes[index] < 0x7F { index += 1 }
+        guard index > targetStart, index < line.upperBound, bytes[index] == 0x20 else {
+            throw .malformed("bad request target")
+        }
+        let target = string(bytes, targetStart..<index)
+        let minor = try version(bytes, index + 1..<line.upperBound)
+        let headers = try readFields(&lines)
+
+        var keepAlive = minor == 1
+        var expectsContinue = false
+        let framing = try bodyFraming(headers, isRequest: true, minorVersion: minor)
+        for header in headers {
+            switch header.name {
+            case "connection":
+                if hasToken(header.value, "close") { keepAlive = false }
+                if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
+            case "expect":
+                if minor == 1, equalsIgnoringCase(header.value, "100-continue") { expectsContinue = true }
+            default: break
+            }
+        }
+        return RequestHead(
+            method: method,
+            target: target,
+            minorVersion: minor,
+            headers: headers,
+            framing: framing ?? .length(0),
+            keepAlive: keepAlive,
+            expectsContinue: expectsContinue
+        )
+    }
+
+    private static func readResponse(_ bytes: UnsafeRawBufferPointer) throws(ParseError) -> ResponseHead {
+        var lines = Lines(bytes: bytes)
+        guard let line = lines.next(), line.count >= 12 else { throw .malformed("bad status line") }
+        // HTTP-version SP 3DIGIT [SP reason-phrase]
+        let minor = try version(bytes, line.lowerBound..<line.lowerBound + 8)
+        let digits = line.lowerBound + 9
+        guard bytes[line.lowerBound + 8] == 0x20, line.count == 12 || bytes[digits + 3] == 0x20 else {
+            throw .malformed("bad status line")
+        }
+        var status = 0
+        for index in digits..<digits + 3 {
+            let byte = bytes[index]
+            guard byte >= 0x30, byte <= 0x39 else { throw .malformed("bad status code") }
+            status = status * 10 + Int(byte - 0x30)
+        }
+        guard status >= 100 else { throw .malformed("bad status code") }
+        let headers = try readFields(&lines)
+        var keepAlive = minor == 1
+        for header in headers where header.name == "connection" {
+            if hasToken(header.value, "close") { keepAlive = false }
+            if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
+        }
+        let framing: BodyFraming
+        if status < 200 || status == 204 || status == 304 {
+            framing = .length(0)
+        } else {
+            framing = try bodyFraming(headers, isRequest: false, minorVersion: minor) ?? .untilClose
+        }
+        if framing == .untilClose { keepAlive = false }
+        return ResponseHead(
+            status: status,
+            minorVersion: minor,
+            headers: headers,
+            framing: framing,
+            keepAlive: keepAlive
+        )
+    }
+
+    /// `HTTP/1.0` or `HTTP/1.1` → its minor version.
+    private static func version(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(ParseError) -> Int {
+        let name: [UInt8] = [0x48, 0x54, 0x54, 0x50, 0x2F]  // "HTTP/"
+        guard range.count == 8, (0..<5).allSatisfy({ bytes[range.lowerBound + $0] == name[$0] }),
+            bytes[range.lowerBound + 6] == UInt8(ascii: ".")
+        else { throw .malformed("bad HTTP version") }
+        let major = bytes[range.lowerBound + 5]
+        let minor = bytes[range.lowerBound + 7]
+        guard major >= 0x30, major <= 0x39, minor >= 0x30, minor <= 0x39 else { throw .malformed("bad HTTP version") }
+        guard major == UInt8(ascii: "1"), minor <= UInt8(ascii: "1") else { throw .unsupportedVersion }
+        return Int(minor - 0x30)
+    }
+
+    /// The header fields up to the empty line.
+    private static func readFields(_ lines: inout Lines) throws(ParseError) -> [(name: String, value: String)] {
+        let bytes = lines.bytes
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(12)
+        while let line = lines.next() {
+            if line.isEmpty { return headers }
+            guard headers.count < maximumHeaderCount else { throw .malformed("too many header fields") }
+            var colon = line.lowerBound
+            while colon < line.upperBound, isTokenByte(bytes[colon]) { colon += 1 }
+            guard colon > line.lowerBound, colon < line.upperBound, bytes[colon] == UInt8(ascii: ":") else {
+                throw .malformed("bad header field")
+            }
+            var start = colon + 1
+            var end = line.upperBound
+            while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+            while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+            for index in start..<end {
+                let byte = bytes[index]
+                guard byte >= 0x20 || byte == 0x09, byte != 0x7F else {
+                    throw .malformed("control character in a header field")
+                }
+            }
+            headers.append((lowercased(bytes, line.lowerBound..<colon), string(bytes, start..<end)))
+        }
+        throw .malformed("unterminated head")
+    }
+
+    /// Content-Length or Transfer-Encoding; nil when the message has neither.
+    private static func bodyFraming(
+        _ headers: [(name: String, value: String)],
+        isRequest: Bool,
+        minorVersion: Int
+    ) throws(ParseError) -> BodyFraming? {
+        var length: Int?
+        var codings: [Substring] = []
+        for header in headers {
+            if header.name == "content-length" {
+                for part in header.value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                    var value = 0
+                    var digits = 0
+                    for byte in part where byte != 0x20 && byte != 0x09 {
+                        guard byte >= 0x30, byte <= 0x39, digits < 15 else { throw .malformed("bad Content-Length") }
+                        value = value * 10 + Int(byte - 0x30)
+                        digits += 1
+                    }
+                    guard digits > 0, length == nil || length == value else { throw .malformed("bad Content-Length") }
+                    length = value
+                }
+            } else if header.name == "transfer-encoding" {
+                for coding in header.value.split(separator: ",") {
+                    let trimmed = coding.trimmingWhitespace()
+                    if !trimmed.isEmpty { codings.append(trimmed) }
+                }
+            }
+        }
+        guard !codings.isEmpty else { return length.map { .length($0) } }
+        if length != nil { throw .malformed("both Content-Length and Transfer-Encoding") }
+        if isRequest, minorVersion == 0 { throw .malformed("Transfer-Encoding in an HTTP/1.0 request") }
+        let last = codings[codings.count - 1]
+        if equalsIgnoringCase(String(last), "chunked") {
+            guard codings.count == 1 else {
+                if isRequest { throw .unsupportedTransferCoding(String(codings[0])) }
+                return .untilClose  // a response with codings Strait cannot undo is passed on as sent: refused later
+            }
+            return .chunked
+        }
+        if isRequest { throw .unsupportedTransferCoding(String(last)) }
+        return .untilClose
+    }
+
+    // MARK: Bodies
+
+    /// A piece of a body, as a ``BodyReader`` or ``ChunkedDecoder`` reads it.
+    public enum Piece {
+        case needMore
+        /// Body bytes; `last` when they are known to end the body (a Content-Length body's final bytes).
+        case data(ByteBuffer, last: Bool)
+        case end
+    }
+
+    /// Reads a message body in the framing its head gave, piece by piece.
+    public struct BodyReader: Sendable {
+        private enum Mode: Sendable {
+            case length(remaining: Int)
+            case chunked(ChunkedDecoder)
+            case untilClose
+        }
+
+        private var mode: Mode
+
+        public init(_ framing: BodyFraming) {
+            switch framing {
+            case .length(let length): mode = .length(remaining: length)
+            case .chunked: mode = .chunked(ChunkedDecoder())
+            case .untilClose: mode = .untilClose
+            }
+        }
+
+        /// The bytes still to come of a Content-Length body; nil for other framings.
+        public var remainingLength: Int? {
+            if case .length(let remaining) = mode { return remaining }
+            return nil
+        }
+
+        public var endsWithConnection: Bool {
+            if case .untilClose = mode { return true }
+            return false
+        }
+
+        /// The next piece of the body from `input` (consuming what it reads).
+        public mutating func next(_ input: inout ByteBuffer) throws(ParseError) -> Piece {
+            switch mode {
+            case .length(let remaining):
+                if remaining == 0 { return .end }
+                let count = min(remaining, input.readableBytes)
+                guard count > 0, let slice = input.readSlice(length: count) else { return .needMore }
+                mode = .length(remaining: remaining - count)
+                return .data(slice, last: count == remaining)
+            case .chunked(var decoder):
+                let piece = try decoder.next(&input)
+                mode = .chunked(decoder)
+                return piece
+            case .untilClose:
+                guard input.readableBytes > 0, let slice = input.readSlice(length: input.readableBytes) else {
+                    return .needMore
+                }
+                return .data(slice, last: false)
+            }
+        }
+    }
+
+    /// A body collected up to a limit; past it, the bytes are dropped and only that fact is kept.
+    public struct BodyBuffer: Sendable {
+        public private(set) var bytes: ByteBuffer?
+        public private(set) var tooLarge: Bool
+        public let limit: Int
+
+        public init(limit: Int, tooLarge: Bool = false) {
+            self.limit = limit
+            self.tooLarge = tooLarge
+        }
+
+        /// Adds a piece. A body that arrives whole is kept as the slice it came in (no copy); one in pieces is
+        /// gathered in a buffer sized by `expected` (the declared length, when there is one).
+        public mutating func append(
+            _ slice: inout ByteBuffer,
+            last: Bool,
+            expected: Int?,
+            allocator: ByteBufferAllocator
+        ) {
+            guard !tooLarge else { return }
+            if (bytes?.readableBytes ?? 0) + slice.readableBytes > limit {
+                tooLarge = true
+                bytes = nil
+            } else if bytes == nil, last {
+                bytes = slice
+            } else if bytes == nil {
+                var buffer = allocator.buffer(capacity: max(expected ?? 0, slice.readableBytes * 2))
+                buffer.writeBuffer(&slice)
+                bytes = buffer
+            } else {
+                bytes?.writeBuffer(&slice)
+            }
+        }
+    }
+
+    // MARK: Chunked transfer coding
+
+    /// Reads a chunked body piece by piece (RFC 9112, 7.1); chunk extensions and trailer fields are skipped.
+    public struct ChunkedDecoder: Sendable {
+        private enum State: Sendable {
+            case size
+            case data(remaining: Int)
+            case dataEnd
+            case trailer
+            case done
+        }
+
+        /// The longest chunk-size line or trailer line read.
+        static let maximumLineLength = 4096
+        private var state = State.size
+        private var trailerBytes = 0
+
+        public init() {}
+
+        /// The next piece of the body from `input` (consuming what it reads).
+        public mutating func next(_ input: inout ByteBuffer) throws(ParseError) -> Piece {
+            while true {
+                switch state {
+                case .size:
+                    guard let line = try Self.line(&input) else { return .needMore }
+                    var size = 0
+                    var digits = 0
+                    for byte in line {
+                        guard let digit = byte.hexDigitValue else {
+                            if digits > 0, byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 { break }
+                            throw .malformed("bad chunk size")
+                        }
+                        guard digits < 15 else { throw .malformed("chunk too large") }
+                        size = size * 16 + Int(digit)
+                        digits += 1
+                    }
+                    guard digits > 0 else { throw .malformed("bad chunk size") }
+                    state = size == 0 ? .trailer : .data(remaining: size)
+                case .data(let remaining):
+                    guard input.readableBytes > 0 else { return .needMore }
+                    let count = min(remaining, input.readableBytes)
+                    let slice = input.readSlice(length: count)!
+                    state = count == remaining ? .dataEnd : .data(remaining: remaining - count)
+                    return .data(slice, last: false)
+                case .dataEnd:
+                    guard input.readableBytes >= 2 else { return .needMore }
+                    guard input.readInteger(as: UInt16.self) == 0x0D0A else { throw .malformed("bad chunk end") }
+                    state = .size
+                case .trailer:
+                    guard let line = try Self.line(&input) else { return .needMore }
+                    trailerBytes += line.count + 2
+                    guard trailerBytes <= HTTP1.maximumHeadSize else { throw .headTooLarge }
+                    if line.isEmpty {
+                        state = .done
+                        return .end
+                    }
+                case .done:
+                    return .end
+                }
+            }
+        }
+
+        /// The next CRLF-terminated line (consumed, CRLF dropped), or nil while it has not all arrived.
+        private static func line(_ input: inout ByteBuffer) throws(ParseError) -> [UInt8]? {
+            let view = input.readableBytesView
+            guard let lf = view.firstIndex(of: 0x0A) else {
+                if view.count > maximumLineLength { throw .malformed("chunk line too long") }
+                return nil
+            }
+            let length = lf - view.startIndex
+            guard length >= 1, view[lf - 1] == 0x0D else { throw .malformed("bare LF in chunked body") }
+            guard length <= maximumLineLength else { throw .malformed("chunk line too long") }
+            let line = input.readBytes(length: length - 1)!
+            input.moveReaderIndex(forwardBy: 2)
+            return line
+        }
+    }
+
+    // MARK: Bytes
+
+    /// RFC 9110 tchar.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default: false
+        }
+    }
+
+    private static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// A token (ASCII only, checked by the caller), lower-cased in the one copy that makes the String.
+    private static func lowercased(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(unsafeUninitializedCapacity: range.count) { buffer in
+            for (offset, index) in range.enumerated() {
+                let byte = bytes[index]
+                buffer[offset] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            }
+            return range.count
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lower-case literal.
+    static func equalsIgnoringCase(_ value: String, _ lower: String) -> Bool {
+        value.utf8.count == lower.utf8.count
+            && zip(value.utf8, lower.utf8).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
+    }
+
+    /// Whether a comma-separated field value holds `token` (ASCII case-insensitive).
+    static func hasToken(_ value: String, _ token: String) -> Bool {
+        value.split(separator: ",").contains { equalsIgnoringCase(String($0.trimmingWhitespace()), token) }
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingWhitespace() -> Substring {
+        var result = self
+        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
+        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
+        return result
+    }
+}

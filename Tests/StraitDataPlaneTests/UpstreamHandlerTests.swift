@@ -1,0 +1,94 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import StraitDataPlane
+
+/// The upstream connection's response framing, on an embedded channel.
+@Suite struct UpstreamHandlerTests {
+    /// Sends one request on a fresh embedded connection, feeds `responses` to it, and returns the outcome (nil if
+    /// none came) and whether the connection is still open.
+    private func exchange(_ responses: [String], closeAfter: Bool = false) throws -> (UpstreamOutcome?, Bool) {
+        let channel = EmbeddedChannel()
+        let handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        var outcome: UpstreamOutcome?
+        handler.exchange(
+            ByteBuffer(string: "POST /invocations HTTP/1.1\r\ncontent-length: 0\r\n\r\n"),
+            body: nil,
+            timeout: .seconds(60),
+            reused: false
+        ) { outcome = $0 }
+        #expect(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }?.hasPrefix("POST") == true)
+        for response in responses { try channel.writeInbound(ByteBuffer(string: response)) }
+        if closeAfter { channel.pipeline.fireChannelInactive() }
+        return (outcome, channel.isActive)
+    }
+
+    private func body(_ outcome: UpstreamOutcome?) -> (status: Int, body: String)? {
+        guard case .response(let head, let body) = outcome else { return nil }
+        return (head.status, String(buffer: body))
+    }
+
+    @Test func aContentLengthAnswerInPieces() throws {
+        let (outcome, open) = try exchange(["HTTP/1.1 200 OK\r\nContent-Le", "ngth: 5\r\n\r\nhe", "llo"])
+        #expect(body(outcome)?.body == "hello")
+        #expect(open)  // kept for the next call
+    }
+
+    @Test func aChunkedAnswer() throws {
+        let (outcome, open) = try exchange([
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n"
+        ])
+        #expect(body(outcome)?.body == "hello")
+        #expect(open)
+    }
+
+    @Test func anAnswerThatEndsWithTheConnection() throws {
+        let (outcome, _) = try exchange(["HTTP/1.0 200 OK\r\n\r\nhel", "lo"], closeAfter: true)
+        #expect(body(outcome)?.body == "hello")
+    }
+
+    @Test func interimResponsesAreSkipped() throws {
+        let (outcome, _) = try exchange(["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 X\r\nContent-Length: 2\r\n\r\nno"])
+        #expect(body(outcome)?.status == 503)
+        #expect(body(outcome)?.body == "no")
+    }
+
+    @Test func malformedAnswersBreakTheConnection() throws {
+        for response in ["garbage\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"] {
+            let (outcome, open) = try exchange([response])
+            guard case .broken = outcome else {
+                Issue.record("expected broken for \(response), got \(String(describing: outcome))")
+                continue
+            }
+            #expect(!open)
+        }
+    }
+
+    @Test func anAnswerOverTheLimitIsRefused() throws {
+        let (outcome, open) = try exchange([
+            "HTTP/1.1 200 OK\r\nContent-Length: \(DataPlane.maximumPayloadSize + 1)\r\n\r\n"
+        ])
+        guard case .responseTooLarge = outcome else {
+            Issue.record("got \(String(describing: outcome))")
+            return
+        }
+        #expect(!open)
+    }
+
+    @Test func bytesAfterTheAnswerCloseTheConnection() throws {
+        let (outcome, open) = try exchange(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"])
+        #expect(body(outcome)?.body == "ok")
+        #expect(!open)
+    }
+
+    @Test func aConnectionClosedBeforeTheAnswerIsBroken() throws {
+        let (outcome, _) = try exchange(["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"], closeAfter: true)
+        guard case .broken = outcome else {
+            Issue.record("got \(String(describing: outcome))")
+            return
+        }
+    }
+}
