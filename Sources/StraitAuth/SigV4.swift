@@ -24,12 +24,13 @@ public struct SignableRequest: Sendable {
         path: String,
         query: String,
         headers: [(name: String, value: String)],
-        payloadHash: String
+        payloadHash: String,
+        namesAreLowercase: Bool = false
     ) {
         self.method = method
         self.path = path
         self.query = query
-        self.headers = Self.lowercasingNames(headers)
+        self.headers = namesAreLowercase ? headers : Self.lowercasingNames(headers)
         self.payloadHash = payloadHash
     }
 
@@ -42,14 +43,28 @@ public struct SignableRequest: Sendable {
     }
 
     /// Splits a request target (`/path?query`) into path and query, with the body's hash already computed.
-    public init(method: String, target: String, headers: [(name: String, value: String)], payloadHash: String) {
+    /// `namesAreLowercase` skips lower-casing header names a parser already lower-cased.
+    public init(
+        method: String,
+        target: String,
+        headers: [(name: String, value: String)],
+        payloadHash: String,
+        namesAreLowercase: Bool = false
+    ) {
         var path = target
         var query = ""
         if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(target[..<mark])
             query = String(target[target.utf8.index(after: mark)...])
         }
-        self.init(method: method, path: path, query: query, headers: headers, payloadHash: payloadHash)
+        self.init(
+            method: method,
+            path: path,
+            query: query,
+            headers: headers,
+            payloadHash: payloadHash,
+            namesAreLowercase: namesAreLowercase
+        )
     }
 
     static func lowercasingNames(_ headers: [(name: String, value: String)]) -> [(name: String, value: String)] {
@@ -137,7 +152,7 @@ public enum SigV4 {
         out.append(UInt8(ascii: "\n"))
         out.append(contentsOf: scope.utf8)
         out.append(UInt8(ascii: "\n"))
-        appendHex(canonicalRequest.withUnsafeBytes { sha256($0) }, to: &out)
+        appendHex(digest: canonicalRequest.withUnsafeBytes { sha256($0) }, to: &out)
         return out
     }
 
@@ -158,7 +173,7 @@ public enum SigV4 {
     static func signatureBytes(stringToSign: [UInt8], key: SymmetricKey) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(64)
-        appendHex(HMAC<SHA256>.authenticationCode(for: stringToSign, using: key), to: &out)
+        appendHex(digest: HMAC<SHA256>.authenticationCode(for: stringToSign, using: key), to: &out)
         return out
     }
 
@@ -168,7 +183,7 @@ public enum SigV4 {
     public static func hexSHA256(_ bytes: UnsafeRawBufferPointer) -> String {
         var out = [UInt8]()
         out.reserveCapacity(64)
-        appendHex(sha256(bytes), to: &out)
+        appendHex(digest: sha256(bytes), to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -187,6 +202,12 @@ public enum SigV4 {
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// A digest or MAC as lowercase hex, read through its bytes in place (iterating it as a `Sequence` would copy
+    /// it into an array first).
+    static func appendHex(digest: some ContiguousBytes, to out: inout [UInt8]) {
+        digest.withUnsafeBytes { appendHex($0, to: &out) }
+    }
 
     static func appendHex(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
         hexDigits.withUnsafeBufferPointer { digits in

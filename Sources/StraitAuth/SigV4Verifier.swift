@@ -54,7 +54,7 @@ public struct SigV4Verifier: Sendable {
         let header = try ParsedAuthorization(authorization)
         let amzDate = try requestDate(request, authorization: authorization)
 
-        let scope = header.credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let scope = header.scope
         guard scope.count == 5, !scope[0].isEmpty else {
             throw Self.error(
                 "IncompleteSignatureException",
@@ -104,16 +104,14 @@ public struct SigV4Verifier: Sendable {
             canonicalRequest: canonical,
             amzDate: amzDate,
             scope: header.credential.utf8.firstIndex(of: UInt8(ascii: "/")).map {
-                String(header.credential[header.credential.utf8.index(after: $0)...])
+                String(Substring(header.credential.utf8[header.credential.utf8.index(after: $0)...]))
             } ?? ""
         )
         let derive = { SigV4.signingKey(secret: secret, date: date, region: region, service: service) }
         var mac = keyCache?.hmac(accessKeyID: accessKeyID, date: date, derive: derive) ?? HMAC<SHA256>(key: derive())
         mac.update(data: toSign)
-        var expected = [UInt8]()
-        expected.reserveCapacity(64)
-        SigV4.appendHex(mac.finalize(), to: &expected)
-        guard Self.constantTimeEqual(expected, Array(header.signature.utf8)) else {
+        let matches = mac.finalize().withUnsafeBytes { Self.constantTimeHexEqual($0, header.signature) }
+        guard matches else {
             throw Self.error(
                 "InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
@@ -163,11 +161,26 @@ public struct SigV4Verifier: Sendable {
         ServiceError(code: code, message: message, status: 403)
     }
 
-    static func constantTimeEqual(_ x: [UInt8], _ y: [UInt8]) -> Bool {
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for index in x.indices { difference |= x[index] ^ y[index] }
-        return difference == 0
+    /// Whether `hex` is the lowercase hex form of `bytes`, in time that depends only on the lengths.
+    static func constantTimeHexEqual(_ bytes: UnsafeRawBufferPointer, _ hex: String) -> Bool {
+        var hex = hex
+        return hex.withUTF8 { text in
+            guard text.count == bytes.count * 2 else { return false }
+            var difference: UInt8 = 0
+            for (index, byte) in bytes.enumerated() {
+                difference |= text[2 * index] ^ hexDigit(byte >> 4)
+                difference |= text[2 * index + 1] ^ hexDigit(byte & 0x0F)
+            }
+            return difference == 0
+        }
+    }
+
+    /// A nibble's lowercase hex digit without a branch on its value: `'0' + n`, plus 39 (`'a' - '0' - 10`) when
+    /// `n > 9` (then `9 - n` is negative and its arithmetic shift is all ones).
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        let above9 = UInt8(bitPattern: (9 - Int8(nibble)) >> 7)
+        return UInt8(ascii: "0") &+ nibble &+ (above9 & 39)
     }
 
     /// Parses `yyyyMMdd'T'HHmmss'Z'` (UTC) by arithmetic: no Calendar on the request path. Dates that do not exist
@@ -267,6 +280,8 @@ public final class SigningKeyCache: @unchecked Sendable {
 /// The three parts of an `AWS4-HMAC-SHA256` Authorization header.
 struct ParsedAuthorization {
     let credential: String
+    /// The credential's `/`-separated parts (access key, date, region, service, terminator when well formed).
+    let scope: [String]
     let signedHeaders: [String]
     let signature: String
 
@@ -279,35 +294,43 @@ struct ParsedAuthorization {
                 "Unsupported AWS 'algorithm': '\(algorithm)'. Use AWS4-HMAC-SHA256."
             )
         }
-        // Byte-level split on ',' and '=' with spaces trimmed, keeping only the three fields SigV4 uses: this runs
-        // on every invocation.
-        var fields: (credential: String?, signature: String?, signedHeaders: String?) = (nil, nil, nil)
-        let utf8 = header.utf8
-        var index = utf8.index(utf8.startIndex, offsetBy: prefix.utf8.count)
-        while index < utf8.endIndex {
-            var end = index
-            while end < utf8.endIndex, utf8[end] != UInt8(ascii: ",") { end = utf8.index(after: end) }
-            var first = index
-            var last = end
-            while first < last, utf8[first] == UInt8(ascii: " ") { first = utf8.index(after: first) }
-            while last > first, utf8[utf8.index(before: last)] == UInt8(ascii: " ") { last = utf8.index(before: last) }
-            index = end < utf8.endIndex ? utf8.index(after: end) : end
-            guard first < last else { continue }
-            guard let equals = utf8[first..<last].firstIndex(of: UInt8(ascii: "=")) else {
-                throw SigV4Verifier.error(
-                    "IncompleteSignatureException",
-                    "'\(String(header[first..<last]))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
-                )
+        // On the header's contiguous UTF-8 with integer offsets, split on ',' and '=' with spaces trimmed, keeping
+        // only the three fields SigV4 uses: this runs on every invocation.
+        var text = header
+        var malformedPair: String?
+        let fields = text.withUTF8 { bytes in
+            var fields: (credential: String?, signature: String?, signedHeaders: String?) = (nil, nil, nil)
+            var index = prefix.utf8.count
+            while index < bytes.count {
+                var end = index
+                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                var first = index
+                var last = end
+                while first < last, bytes[first] == UInt8(ascii: " ") { first += 1 }
+                while last > first, bytes[last - 1] == UInt8(ascii: " ") { last -= 1 }
+                index = end + 1
+                guard first < last else { continue }
+                guard let equals = bytes[first..<last].firstIndex(of: UInt8(ascii: "=")) else {
+                    malformedPair = String(decoding: UnsafeBufferPointer(rebasing: bytes[first..<last]), as: UTF8.self)
+                    break
+                }
+                let key = UnsafeBufferPointer(rebasing: bytes[first..<equals])
+                let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<last]), as: UTF8.self)
+                if key.elementsEqual("Credential".utf8) {
+                    fields.credential = value
+                } else if key.elementsEqual("Signature".utf8) {
+                    fields.signature = value
+                } else if key.elementsEqual("SignedHeaders".utf8) {
+                    fields.signedHeaders = value
+                }
             }
-            let key = utf8[first..<equals]
-            let value = String(header[utf8.index(after: equals)..<last])
-            if key.elementsEqual("Credential".utf8) {
-                fields.credential = value
-            } else if key.elementsEqual("Signature".utf8) {
-                fields.signature = value
-            } else if key.elementsEqual("SignedHeaders".utf8) {
-                fields.signedHeaders = value
-            }
+            return fields
+        }
+        if let malformedPair {
+            throw SigV4Verifier.error(
+                "IncompleteSignatureException",
+                "'\(malformedPair)' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
+            )
         }
         guard let credential = fields.credential, !credential.isEmpty, let signature = fields.signature,
             !signature.isEmpty, let signed = fields.signedHeaders, !signed.isEmpty
@@ -324,9 +347,9 @@ struct ParsedAuthorization {
                 missing.joined(separator: " ") + " Authorization=\(header)"
             )
         }
-        let names = signed.split(separator: ";").map { name in
+        let names = Self.parts(of: signed, separator: UInt8(ascii: ";"), omittingEmpty: true).map { name in
             name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
-                ? name.lowercased() : String(name)
+                ? name.lowercased() : name
         }
         guard names.contains("host") else {
             throw SigV4Verifier.error(
@@ -335,7 +358,24 @@ struct ParsedAuthorization {
             )
         }
         self.credential = credential
+        self.scope = Self.parts(of: credential, separator: UInt8(ascii: "/"), omittingEmpty: false)
         self.signedHeaders = names
         self.signature = signature
+    }
+
+    /// `text` split at `separator`, by bytes (a `String` split works on Characters, which is far slower).
+    private static func parts(of text: String, separator: UInt8, omittingEmpty: Bool) -> [String] {
+        var text = text
+        return text.withUTF8 { bytes in
+            var parts: [String] = []
+            var start = 0
+            for index in 0...bytes.count where index == bytes.count || bytes[index] == separator {
+                if index > start || !omittingEmpty {
+                    parts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
+                }
+                start = index + 1
+            }
+            return parts
+        }
     }
 }

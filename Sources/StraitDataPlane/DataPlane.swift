@@ -122,10 +122,25 @@ final class LoopContext: @unchecked Sendable {
             "\(String(characters[0..<8]))-\(String(characters[8..<12]))-\(String(characters[12..<16]))-\(String(bits >> 48 & 0xFFFF, radix: 16).leftPadded(to: 4))-"
     }
 
-    /// A request id unique to this process: no random draw or UUID formatting per request.
+    /// A request id unique to this process: no random draw or UUID formatting per request, and one allocation
+    /// (the prefix's bytes and the counter's 12 hex digits written straight into the new string).
     func nextRequestID() -> String {
         requestCounter &+= 1
-        return requestIDPrefix + String(requestCounter, radix: 16).leftPadded(to: 12)
+        let counter = requestCounter
+        let prefix = requestIDPrefix.utf8
+        return String(unsafeUninitializedCapacity: prefix.count + 12) { buffer in
+            var index = 0
+            for byte in prefix {
+                buffer[index] = byte
+                index += 1
+            }
+            for shift in stride(from: 44, through: 0, by: -4) {
+                let nibble = UInt8(truncatingIfNeeded: counter >> UInt64(shift)) & 0x0F
+                buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                index += 1
+            }
+            return index
+        }
     }
 }
 

@@ -287,16 +287,27 @@ public enum HTTP1 {
         var codings: [Substring] = []
         for header in headers {
             if header.name == "content-length" {
-                for part in header.value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                    var value = 0
-                    var digits = 0
-                    for byte in part where byte != 0x20 && byte != 0x09 {
+                // One number, or the same number repeated in a list ("5, 5"), as RFC 9110 8.6 allows.
+                var value = 0
+                var digits = 0
+                let bytes = header.value.utf8
+                var index = bytes.startIndex
+                while true {
+                    let byte = index < bytes.endIndex ? bytes[index] : UInt8(ascii: ",")
+                    if byte == UInt8(ascii: ",") {
+                        guard digits > 0, length == nil || length == value else {
+                            throw .malformed("bad Content-Length")
+                        }
+                        length = value
+                        value = 0
+                        digits = 0
+                    } else if byte != 0x20, byte != 0x09 {
                         guard byte >= 0x30, byte <= 0x39, digits < 15 else { throw .malformed("bad Content-Length") }
                         value = value * 10 + Int(byte - 0x30)
                         digits += 1
                     }
-                    guard digits > 0, length == nil || length == value else { throw .malformed("bad Content-Length") }
-                    length = value
+                    guard index < bytes.endIndex else { break }
+                    index = bytes.index(after: index)
                 }
             } else if header.name == "transfer-encoding" {
                 for coding in header.value.split(separator: ",") {
@@ -534,7 +545,9 @@ public enum HTTP1 {
 
     /// Whether a comma-separated field value holds `token` (ASCII case-insensitive).
     static func hasToken(_ value: String, _ token: String) -> Bool {
-        value.split(separator: ",").contains { equalsIgnoringCase(String($0.trimmingWhitespace()), token) }
+        value.utf8.split(separator: UInt8(ascii: ",")).contains { item in
+            equalsIgnoringCase(String(Substring(item).trimmingWhitespace()), token)
+        }
     }
 }
 

@@ -50,7 +50,8 @@ extension HTTPConnectionHandler {
             target: request.head.target,
             headers: request.head.headers,
             payloadHash: request.body.bytes?.withUnsafeReadableBytes { SigV4.hexSHA256($0) }
-                ?? SigV4.hexSHA256(UnsafeRawBufferPointer(start: nil, count: 0))
+                ?? SigV4.hexSHA256(UnsafeRawBufferPointer(start: nil, count: 0)),
+            namesAreLowercase: true  // HTTP1 lower-cases them as it reads them
         )
         _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)
         let name = String(endpoint)
@@ -111,12 +112,12 @@ extension HTTPConnectionHandler {
     }
 
     static func isValidEndpointName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard !bytes.isEmpty, bytes.count <= 63 else { return false }
+        let bytes = name.utf8
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
         func alphanumeric(_ byte: UInt8) -> Bool {
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
         }
-        guard alphanumeric(bytes[0]), alphanumeric(bytes[bytes.count - 1]) else { return false }
+        guard alphanumeric(first), alphanumeric(last) else { return false }
         return bytes.allSatisfy { alphanumeric($0) || $0 == UInt8(ascii: "-") }
     }
 
