@@ -354,7 +354,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         out.writeStaticString("connection: close\r\n\r\n")
         out.writeString(body)
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in Self.closeGently(channel) }
     }
 
     /// Writes a response (`head`, then `body` if given) and moves to the next request: pipelined bytes are read at
@@ -371,13 +371,13 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
                 context.writeAndFlush(wrapOutboundOut(body), promise: nil)
             } else {
                 let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(body)).whenComplete { _ in channel.close(promise: nil) }
+                context.writeAndFlush(wrapOutboundOut(body)).whenComplete { _ in Self.closeGently(channel) }
             }
         } else if keepAlive {
             context.writeAndFlush(wrapOutboundOut(head), promise: nil)
         } else {
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(head)).whenComplete { _ in channel.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(head)).whenComplete { _ in Self.closeGently(channel) }
         }
         recordMetrics()
         guard keepAlive else {
@@ -413,6 +413,22 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
                 crossZone: callerZone != nil && !record.zone.isEmpty && record.zone != callerZone
             )
         )
+    }
+
+    /// Closes a connection after its last response: first only the output (the peer reads the response and an
+    /// end of stream), while what it still sends is read and dropped — closing a socket with unread bytes would
+    /// send a reset, which can destroy the response before the peer reads it — then, after 2 s or when the peer
+    /// closes, the rest.
+    static func closeGently(_ channel: any Channel) {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.close(mode: .output, promise: promise)
+        promise.futureResult.whenComplete { result in
+            if case .failure = result {
+                channel.close(promise: nil)
+                return
+            }
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        }
     }
 
     // MARK: Writing

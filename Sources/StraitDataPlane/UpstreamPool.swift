@@ -117,6 +117,8 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var sent = NIODeadline.now()
     /// False once the connection must not carry another request.
     private var reusable = true
+    /// The request's write failed (the connection was closed under it).
+    private var notDelivered = false
 
     init(pool: UpstreamPool, key: String) {
         self.pool = pool
@@ -153,11 +155,16 @@ final class UpstreamHandler: ChannelInboundHandler {
         sent = .now()
         deadline = sent + timeout
         armTimer(context.eventLoop)
+        notDelivered = false
+        // A request whose write fails never reached the instance whole: it can go to another instance.
+        let written = context.eventLoop.makePromise(of: Void.self)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        written.futureResult.whenFailure { _ in bound.value.notDelivered = true }
         if let body {
             context.write(wrapOutboundOut(request), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(body), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(body), promise: written)
         } else {
-            context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(request), promise: written)
         }
     }
 
@@ -258,21 +265,27 @@ final class UpstreamHandler: ChannelInboundHandler {
         if let head, bodyReader.endsWithConnection {
             finish(.response(head, body.bytes ?? ByteBuffer()))
         } else {
-            finish(closedAsStale ? .staleConnection : .broken)
+            finish(failedBeforeAnswer)
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         reusable = false
-        finish(closedAsStale ? .staleConnection : .broken)
+        finish(failedBeforeAnswer)
         context.close(promise: nil)
     }
 
-    /// A kept-alive connection the instance had already closed shows it at once: no byte back, within a few
-    /// milliseconds of the write. Later, the instance may have run the request, which must not be repeated.
-    private var closedAsStale: Bool {
-        reused && !receivedAnything && NIODeadline.now() - sent < .milliseconds(10)
+    /// How a connection that ended before the answer ends the exchange. A kept-alive connection the instance had
+    /// already closed shows it at once: no byte back, within a few milliseconds of the write, or a failed write;
+    /// the call is tried again. A request whose write failed on a new connection never reached the instance
+    /// either: another instance takes it. Otherwise the instance may have run the request, which must not be
+    /// repeated.
+    private var failedBeforeAnswer: UpstreamOutcome {
+        if reused, !receivedAnything, notDelivered || NIODeadline.now() - sent < .milliseconds(10) {
+            return .staleConnection
+        }
+        return notDelivered && !receivedAnything ? .connectFailed : .broken
     }
 
     /// Ends the exchange: the connection goes back to the pool when the answer was whole and nothing else came.

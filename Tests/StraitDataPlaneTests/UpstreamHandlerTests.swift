@@ -92,3 +92,57 @@ import Testing
         }
     }
 }
+
+/// Fails every write, as a socket closed under the write does.
+private final class FailingWrites: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        promise?.fail(ChannelError.ioOnClosedChannel)
+    }
+}
+
+@Suite struct UndeliveredRequestTests {
+    private func outcome(reused: Bool) throws -> UpstreamOutcome? {
+        let channel = EmbeddedChannel()
+        let handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
+        try channel.pipeline.syncOperations.addHandler(FailingWrites())
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        var outcome: UpstreamOutcome?
+        handler.exchange(
+            ByteBuffer(string: "POST /invocations HTTP/1.1\r\n\r\n"),
+            body: nil,
+            timeout: .seconds(60),
+            reused: reused
+        ) { outcome = $0 }
+        channel.pipeline.fireChannelInactive()
+        return outcome
+    }
+
+    @Test func aRequestWhoseWriteFailedGoesElsewhere() throws {
+        guard case .connectFailed = try outcome(reused: false) else {
+            Issue.record("a new connection whose write failed should move the call")
+            return
+        }
+        guard case .staleConnection = try outcome(reused: true) else {
+            Issue.record("a kept-alive connection whose write failed should be retried")
+            return
+        }
+    }
+}
+
+@Suite struct RequestIDTests {
+    @Test func requestIDsAreUUIDShapedAndDistinct() {
+        let loop = LoopContext(eventLoop: EmbeddedEventLoop())
+        let first = loop.nextRequestID()
+        let second = loop.nextRequestID()
+        #expect(first != second)
+        for id in [first, second] {
+            let groups = id.split(separator: "-", omittingEmptySubsequences: false).map(\.count)
+            #expect(groups == [8, 4, 4, 4, 12], "\(id)")
+            #expect(id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D })
+        }
+        #expect(first.hasSuffix("000000000001"))
+        #expect(second.hasSuffix("000000000002"))
+    }
+}

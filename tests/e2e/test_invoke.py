@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -20,10 +21,13 @@ from pathlib import Path
 import uuid
 from urllib.parse import urlsplit
 
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import (ACCOUNT_ID, ZONES, Resources, error_summary, is_alive, process_identity,
+from conftest import (ACCOUNT_ID, REGION, ZONES, Resources, error_summary, is_alive, process_identity,
                       strait_binary)
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6291456 bytes: InvokeEndpoint's body limit
@@ -703,3 +707,114 @@ def test_a_killed_instance_is_replaced(strait, resources, model_image):
     assert resources.sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
     for _ in range(10):
         identity(rt, endpoint)
+
+
+# --------------------------------------------------------------------------
+# HTTP/1.1 framing on raw sockets: pipelining, chunked bodies, 100-continue,
+# and heads Strait refuses rather than guesses at
+# --------------------------------------------------------------------------
+
+def signed_head(strait, url, endpoint, body, framing="length", extra=None):
+    """The head of an InvokeEndpoint request signed by botocore, as raw bytes."""
+    parts = urlsplit(url)
+    request = botocore.awsrequest.AWSRequest(
+        method="POST", url=f"{url}/endpoints/{endpoint}/invocations", data=body,
+        headers={"Content-Type": "text/csv"})
+    key, secret = strait.credentials()
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "sagemaker",
+                            REGION).add_auth(request)
+    headers = {k: v for k, v in request.prepare().headers.items() if k.lower() != "content-length"}
+    headers["Host"] = parts.netloc
+    if framing == "chunked":
+        headers["Transfer-Encoding"] = "chunked"
+    else:
+        headers["Content-Length"] = str(len(body))
+    headers.update(extra or {})
+    lines = [f"POST /endpoints/{endpoint}/invocations HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_response(reader):
+    """(status, headers, body) of the next response on a socket file (Content-Length framed)."""
+    status_line = reader.readline()
+    assert status_line.startswith(b"HTTP/1.1 "), status_line
+    headers = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = reader.read(int(headers.get("content-length", "0")))
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_A])
+def test_pipelined_invocations_are_answered_in_order(strait, runtime_urls, echo_endpoint, listener):
+    url = runtime_urls[listener]
+    bodies = [b"first,1", b"second,2", b"third,3"]
+    payload = b"".join(signed_head(strait, url, echo_endpoint, body) + body for body in bodies)
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(payload)  # all three before reading any answer
+        reader = sock.makefile("rb")
+        answers = [read_response(reader) for _ in bodies]
+    assert [(status, body) for status, _, body in answers] == [(200, body) for body in bodies]
+    assert len({headers["x-amzn-requestid"] for _, headers, _ in answers}) == 3
+
+
+@pytest.mark.parametrize("listener", ["regional", ZONE_B])
+def test_chunked_invocation_body(strait, runtime_urls, echo_endpoint, listener):
+    url = runtime_urls[listener]
+    body = b"1,2,3\n4,5,6"
+    chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece) for piece in (body[:4], body[4:]))
+    payload = signed_head(strait, url, echo_endpoint, body, framing="chunked") + chunks + b"0\r\nX-Trailer: t\r\n\r\n"
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        for index in range(0, len(payload), 7):  # in small pieces, so every boundary is crossed
+            sock.sendall(payload[index:index + 7])
+        status, _, answer = read_response(sock.makefile("rb"))
+    assert (status, answer) == (200, body)
+
+
+def test_expect_100_continue(strait, runtime_urls, echo_endpoint):
+    url = runtime_urls[ZONE_C]
+    body = b"7,8,9"
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(signed_head(strait, url, echo_endpoint, body, extra={"Expect": "100-continue"}))
+        reader = sock.makefile("rb")
+        assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert reader.readline() == b"\r\n"
+        sock.sendall(body)
+        status, _, answer = read_response(reader)
+    assert (status, answer) == (200, body)
+
+
+@pytest.mark.parametrize("payload, status", [
+    # Request smuggling shapes: two framings, or two lengths.
+    (b"POST /endpoints/e/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST /endpoints/e/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+    (b"POST /endpoints/e/invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"POST /endpoints/e/invocations HTTP/1.1\r\nHost: x\r\n folded: header\r\n\r\n", 400),
+    (b"POST /endpoints/e/invocations HTTP/1.1\r\nBad\x01Name: x\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\n\r\n", 505),
+    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+])
+@pytest.mark.parametrize("listener", ["regional", ZONE_A])
+def test_unreadable_heads_are_refused_and_the_connection_closed(strait, runtimes, runtime_urls, echo_endpoint,
+                                                                 listener, payload, status):
+    parts = urlsplit(runtime_urls[listener])
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        try:
+            sock.sendall(payload + b"GET /ping HTTP/1.1\r\n\r\n")  # a request after it is never read
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    assert received.startswith(f"HTTP/1.1 {status} ".encode()), received[:300]
+    assert b"connection: close" in received.lower()
+    head, _, rest = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))
+    assert len(rest) == length, received  # one response: the request after it got no answer
+    assert_serves(runtimes[listener], echo_endpoint)
