@@ -98,7 +98,12 @@ let package = Package(
         .target(name: "StraitTestSupport", dependencies: ["StraitCore", "StraitStore"]),
         .testTarget(name: "StraitCoreTests", dependencies: ["StraitCore", "StraitTestSupport"]),
         .testTarget(name: "StraitStoreTests", dependencies: ["StraitStore", "StraitTestSupport"]),
-        .testTarget(name: "StraitAuthTests", dependencies: ["StraitAuth", "StraitCore", "StraitTestSupport"]),
+        .testTarget(
+            name: "StraitAuthTests",
+            dependencies: [
+                "StraitAuth", "StraitCore", "StraitTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "StraitNetworkTests", dependencies: ["StraitNetwork", "StraitCore", "StraitStore"]),
         .testTarget(name: "StraitXGBoostTests", dependencies: ["StraitXGBoost", "StraitCore"]),
         .testTarget(name: "StraitServerTests", dependencies: ["StraitServer", "StraitCore"]),

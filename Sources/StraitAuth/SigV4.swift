@@ -222,20 +222,26 @@ public enum SigV4 {
     /// percent-encoded (so an already-encoded path is encoded again, as AWS does for every service but S3).
     static func appendCanonicalURI(_ path: String, to out: inout [UInt8]) {
         let start = out.count
-        // Where each kept segment begins in `out` (after its slash), so `..` can drop the last one.
+        // Where each kept segment begins in `out` (after its slash), so `..` can drop the last one. On the path's
+        // contiguous UTF-8 with integer offsets: this runs on every request.
         var segmentStarts: [Int] = []
-        var bytes = path.utf8[...]
-        while !bytes.isEmpty {
-            let segment = bytes.prefix { $0 != UInt8(ascii: "/") }
-            bytes = bytes.dropFirst(segment.count + 1)
-            if segment.isEmpty || segment.elementsEqual(".".utf8) { continue }
-            if segment.elementsEqual("..".utf8) {
-                if let last = segmentStarts.popLast() { out.removeSubrange((last - 1)...) }
-                continue
+        var path = path
+        path.withUTF8 { bytes in
+            var index = 0
+            while index < bytes.count {
+                var end = index
+                while end < bytes.count, bytes[end] != UInt8(ascii: "/") { end += 1 }
+                let segment = UnsafeBufferPointer(rebasing: bytes[index..<end])
+                index = end + 1
+                if segment.isEmpty || (segment.count == 1 && segment[0] == UInt8(ascii: ".")) { continue }
+                if segment.count == 2, segment[0] == UInt8(ascii: "."), segment[1] == UInt8(ascii: ".") {
+                    if let last = segmentStarts.popLast() { out.removeSubrange((last - 1)...) }
+                    continue
+                }
+                out.append(UInt8(ascii: "/"))
+                segmentStarts.append(out.count)
+                appendURIEncoded(segment, to: &out)
             }
-            out.append(UInt8(ascii: "/"))
-            segmentStarts.append(out.count)
-            appendURIEncoded(segment, to: &out)
         }
         if out.count == start {
             out.append(UInt8(ascii: "/"))

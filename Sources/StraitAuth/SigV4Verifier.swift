@@ -108,9 +108,10 @@ public struct SigV4Verifier: Sendable {
             } ?? ""
         )
         let derive = { SigV4.signingKey(secret: secret, date: date, region: region, service: service) }
-        var mac = keyCache?.hmac(accessKeyID: accessKeyID, date: date, derive: derive) ?? HMAC<SHA256>(key: derive())
-        mac.update(data: toSign)
-        let matches = mac.finalize().withUnsafeBytes { Self.constantTimeHexEqual($0, header.signature) }
+        let mac = keyCache?.hmac(accessKeyID: accessKeyID, date: date, derive: derive) ?? KeyedHMACSHA256(key: derive())
+        let matches = toSign.withUnsafeBytes { message in
+            mac.authenticationCode(for: message).withUnsafeBytes { Self.constantTimeHexEqual($0, header.signature) }
+        }
         guard matches else {
             throw Self.error(
                 "InvalidSignatureException",
@@ -261,19 +262,57 @@ public struct SigV4Verifier: Sendable {
 /// request. Not thread-safe: each event loop keeps its own.
 // @unchecked Sendable: used from one event loop only (the data plane keeps one per loop).
 public final class SigningKeyCache: @unchecked Sendable {
-    /// An HMAC already keyed with the signing key (its inner and outer pads hashed): copied per request, which
-    /// saves hashing the two pad blocks every time.
-    private var keyed: [String: HMAC<SHA256>] = [:]
+    private struct Name: Hashable {
+        var accessKeyID: String
+        var date: String
+    }
+
+    private var keyed: [Name: KeyedHMACSHA256] = [:]
 
     public init() {}
 
-    func hmac(accessKeyID: String, date: String, derive: () -> SymmetricKey) -> HMAC<SHA256> {
-        let name = accessKeyID + "/" + date
+    func hmac(accessKeyID: String, date: String, derive: () -> SymmetricKey) -> KeyedHMACSHA256 {
+        let name = Name(accessKeyID: accessKeyID, date: date)
         if let hmac = keyed[name] { return hmac }
         if keyed.count >= 64 { keyed.removeAll() }
-        let hmac = HMAC<SHA256>(key: derive())
+        let hmac = KeyedHMACSHA256(key: derive())
         keyed[name] = hmac
         return hmac
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) under one key, with the key's inner and outer pad blocks already hashed: a message then
+/// costs its own blocks and the two finalisations, on the concrete `SHA256` type (swift-crypto's `HMAC` is generic
+/// over the hash function and reached through its witness tables from here).
+struct KeyedHMACSHA256 {
+    private let inner: SHA256
+    private let outer: SHA256
+
+    init(key: SymmetricKey) {
+        var block = [UInt8](repeating: 0, count: SHA256.blockByteCount)
+        key.withUnsafeBytes { bytes in
+            if bytes.count > block.count {
+                SigV4.sha256(bytes).withUnsafeBytes { digest in
+                    for (index, byte) in digest.enumerated() { block[index] = byte }
+                }
+            } else {
+                for (index, byte) in bytes.enumerated() { block[index] = byte }
+            }
+        }
+        var inner = SHA256()
+        var outer = SHA256()
+        inner.update(data: block.map { $0 ^ 0x36 })
+        outer.update(data: block.map { $0 ^ 0x5C })
+        self.inner = inner
+        self.outer = outer
+    }
+
+    func authenticationCode(for message: UnsafeRawBufferPointer) -> SHA256.Digest {
+        var inner = self.inner
+        inner.update(bufferPointer: message)
+        var outer = self.outer
+        inner.finalize().withUnsafeBytes { outer.update(bufferPointer: $0) }
+        return outer.finalize()
     }
 }
 

@@ -81,7 +81,7 @@ extension HTTPConnectionHandler {
 
     /// The header limits of InvokeEndpoint's input shape, checked in one pass over the (lower-cased) headers.
     static func headerError(_ headers: [(name: String, value: String)]) -> ServiceError? {
-        for header in headers {
+        for header in headers where isInvokeEndpointMember(header.name) {
             let member: String
             let maximum: Int
             switch header.name {
@@ -226,9 +226,18 @@ extension HTTPConnectionHandler {
         }
     }
 
+    /// A cheap first look: the length of every header InvokeEndpoint reads (content-type 12, accept 6, the
+    /// x-amzn-sagemaker-… ones 29 to 34), so most headers of a request are passed over without string compares.
+    @inline(__always)
+    static func isInvokeEndpointMember(_ name: String) -> Bool {
+        let count = name.utf8.count
+        return count == 12 || count == 6 || (count >= 29 && count <= 34)
+    }
+
     /// Headers InvokeEndpoint passes to the container; SageMaker strips every other one.
     static func isForwarded(_ name: String) -> Bool {
-        switch name {
+        guard isInvokeEndpointMember(name) else { return false }
+        return switch name {
         case "content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
             "x-amzn-sagemaker-target-model":
             true

@@ -31,6 +31,22 @@ import Testing
         #expect(!HTTPConnectionHandler.isValidEndpointName(name))
     }
 
+    @Test func forwardedHeaders() {
+        for name in [
+            "content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
+            "x-amzn-sagemaker-target-model",
+        ] {
+            #expect(HTTPConnectionHandler.isForwarded(name), "\(name)")
+        }
+        for name in [
+            "host", "authorization", "x-amz-date", "content-length", "x-amzn-sagemaker-target-variant",
+            "accept-encoding",
+            "content-typo", "x-amzn-sagemaker-custom-attribute", "",
+        ] {
+            #expect(!HTTPConnectionHandler.isForwarded(name), "\(name)")
+        }
+    }
+
     @Test func headerLimits() {
         typealias Headers = [(name: String, value: String)]
         var headers: Headers = [("x-amzn-sagemaker-target-variant", String(repeating: "v", count: 64))]
