@@ -31,6 +31,16 @@ public enum HTTP1 {
             }
         }
 
+        /// What was wrong, without saying whose message it was.
+        public var reason: String {
+            switch self {
+            case .malformed(let reason): reason
+            case .headTooLarge: "header fields larger than \(HTTP1.maximumHeadSize) bytes"
+            case .unsupportedVersion: "an HTTP version other than 1.0 and 1.1"
+            case .unsupportedTransferCoding(let coding): "Transfer-Encoding \(coding), which is not undone"
+            }
+        }
+
         public var message: String {
             switch self {
             case .malformed(let reason): "Malformed HTTP request: \(reason)."
@@ -288,8 +298,10 @@ public enum HTTP1 {
         for header in headers {
             if header.name == "content-length" {
                 // One number, or the same number repeated in a list ("5, 5"), as RFC 9110 8.6 allows.
+                // Each element: optional whitespace, digits, optional whitespace ("1 2" is refused).
                 var value = 0
                 var digits = 0
+                var numberEnded = false
                 let bytes = header.value.utf8
                 var index = bytes.startIndex
                 while true {
@@ -301,8 +313,13 @@ public enum HTTP1 {
                         length = value
                         value = 0
                         digits = 0
-                    } else if byte != 0x20, byte != 0x09 {
-                        guard byte >= 0x30, byte <= 0x39, digits < 15 else { throw .malformed("bad Content-Length") }
+                        numberEnded = false
+                    } else if byte == 0x20 || byte == 0x09 {
+                        numberEnded = digits > 0
+                    } else {
+                        guard byte >= 0x30, byte <= 0x39, digits < 15, !numberEnded else {
+                            throw .malformed("bad Content-Length")
+                        }
                         value = value * 10 + Int(byte - 0x30)
                         digits += 1
                     }
@@ -310,25 +327,27 @@ public enum HTTP1 {
                     index = bytes.index(after: index)
                 }
             } else if header.name == "transfer-encoding" {
+                var found = false
                 for coding in header.value.split(separator: ",") {
                     let trimmed = coding.trimmingWhitespace()
-                    if !trimmed.isEmpty { codings.append(trimmed) }
+                    if !trimmed.isEmpty {
+                        codings.append(trimmed)
+                        found = true
+                    }
                 }
+                guard found else { throw .malformed("empty Transfer-Encoding") }
             }
         }
         guard !codings.isEmpty else { return length.map { .length($0) } }
         if length != nil { throw .malformed("both Content-Length and Transfer-Encoding") }
         if isRequest, minorVersion == 0 { throw .malformed("Transfer-Encoding in an HTTP/1.0 request") }
-        let last = codings[codings.count - 1]
-        if equalsIgnoringCase(String(last), "chunked") {
-            guard codings.count == 1 else {
-                if isRequest { throw .unsupportedTransferCoding(String(codings[0])) }
-                return .untilClose  // a response with codings Strait cannot undo is passed on as sent: refused later
-            }
-            return .chunked
+        // Only chunked is undone; any other coding (gzip, compress, …), in a request or an instance's answer,
+        // would hand on bytes that are not the body.
+        guard codings.count == 1, equalsIgnoringCase(String(codings[0]), "chunked") else {
+            let other = codings.first { !equalsIgnoringCase(String($0), "chunked") } ?? codings[0]
+            throw .unsupportedTransferCoding(String(other))
         }
-        if isRequest { throw .unsupportedTransferCoding(String(last)) }
-        return .untilClose
+        return .chunked
     }
 
     // MARK: Bodies
@@ -418,7 +437,10 @@ public enum HTTP1 {
             } else if bytes == nil, last {
                 bytes = slice
             } else if bytes == nil {
-                var buffer = allocator.buffer(capacity: max(expected ?? 0, slice.readableBytes * 2))
+                // Sized by the declared length, but no more than 64 KiB ahead of what arrived: a length is only a claim.
+                var buffer = allocator.buffer(
+                    capacity: max(min(expected ?? 0, slice.readableBytes + 65536), slice.readableBytes * 2)
+                )
                 buffer.writeBuffer(&slice)
                 bytes = buffer
             } else {
@@ -452,18 +474,20 @@ public enum HTTP1 {
                 switch state {
                 case .size:
                     guard let line = try Self.line(&input) else { return .needMore }
+                    // chunk-size [BWS] [";" extensions]: nothing else may follow the digits.
                     var size = 0
                     var digits = 0
-                    for byte in line {
-                        guard let digit = byte.hexDigitValue else {
-                            if digits > 0, byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 { break }
-                            throw .malformed("bad chunk size")
-                        }
+                    var index = 0
+                    while index < line.count, let digit = line[index].hexDigitValue {
                         guard digits < 15 else { throw .malformed("chunk too large") }
                         size = size * 16 + Int(digit)
                         digits += 1
+                        index += 1
                     }
-                    guard digits > 0 else { throw .malformed("bad chunk size") }
+                    while index < line.count, line[index] == 0x20 || line[index] == 0x09 { index += 1 }
+                    guard digits > 0, index == line.count || line[index] == UInt8(ascii: ";") else {
+                        throw .malformed("bad chunk size")
+                    }
                     state = size == 0 ? .trailer : .data(remaining: size)
                 case .data(let remaining):
                     guard input.readableBytes > 0 else { return .needMore }

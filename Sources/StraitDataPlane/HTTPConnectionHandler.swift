@@ -383,6 +383,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         guard keepAlive else {
             phase = .closed
             input = nil
+            resumeReading(context: context)  // a gentle close reads (and drops) what the peer still sends
             return
         }
         phase = .head
@@ -391,11 +392,14 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         } else {
             timingNextByte = true
         }
-        if readHeld {
-            readHeld = false
-            context.read()
-        }
+        resumeReading(context: context)
         process(context: context)
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        guard readHeld else { return }
+        readHeld = false
+        context.read()
     }
 
     private func recordMetrics() {

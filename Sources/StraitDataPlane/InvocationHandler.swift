@@ -267,7 +267,7 @@ extension HTTPConnectionHandler {
             if let attributes = head.first("x-amzn-sagemaker-custom-attributes") {
                 Self.writeHeader(&out, "X-Amzn-SageMaker-Custom-Attributes", attributes)
             }
-            respond(&out, body: body, requestID: requestID, keepAlive: keepAlive, context: context)
+            respond(&out, body: body, requestID: requestID, keepAlive: keepAlive, omitBody: false, context: context)
             return
         case .response(let head, let body):
             let original = String(decoding: body.readableBytesView.prefix(4096), as: UTF8.self)
@@ -303,6 +303,12 @@ extension HTTPConnectionHandler {
                 status: 0,
                 original:
                     "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
+                route: route
+            )
+        case .malformed(let reason):
+            error = modelError(
+                status: 0,
+                original: "The model container's answer could not be read as HTTP/1.1: \(reason).",
                 route: route
             )
         case .responseTooLarge:
@@ -354,7 +360,14 @@ extension HTTPConnectionHandler {
         Self.writeStatusLine(&out, minorVersion: head.minorVersion, status: error.status)
         out.writeStaticString("content-type: application/json\r\n")
         Self.writeHeader(&out, "x-amzn-ErrorType", error.code)
-        respond(&out, body: body, requestID: requestID, keepAlive: head.keepAlive && !close, context: context)
+        respond(
+            &out,
+            body: body,
+            requestID: requestID,
+            keepAlive: head.keepAlive && !close,
+            omitBody: head.method == "HEAD",  // its length is given; the bytes must not follow
+            context: context
+        )
     }
 
     /// Ends the head in `out` (request id, length, connection) and writes it with `body`.
@@ -363,12 +376,15 @@ extension HTTPConnectionHandler {
         body: ByteBuffer,
         requestID: String,
         keepAlive: Bool,
+        omitBody: Bool,
         context: ChannelHandlerContext
     ) {
         Self.writeHeader(&out, "x-amzn-RequestId", requestID)
         Self.writeHeader(&out, "content-length", String(body.readableBytes))
         out.writeStaticString(keepAlive ? "\r\n" : "connection: close\r\n\r\n")
-        if body.readableBytes <= 65536 {
+        if omitBody {
+            finish(out, body: nil, keepAlive: keepAlive, context: context)
+        } else if body.readableBytes <= 65536 {
             var body = body
             out.writeBuffer(&body)
             finish(out, body: nil, keepAlive: keepAlive, context: context)

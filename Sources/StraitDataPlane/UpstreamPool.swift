@@ -14,6 +14,8 @@ enum UpstreamOutcome {
     case timedOut
     /// The instance's answer is larger than SageMaker's payload limit.
     case responseTooLarge
+    /// The instance's answer is not HTTP/1.1 that can be read (the reason says why); the connection is closed.
+    case malformed(String)
 }
 
 /// Kept-alive HTTP/1.1 connections to instances, for one event loop: connections are made on that loop, so a
@@ -119,6 +121,10 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var reusable = true
     /// The request's write failed (the connection was closed under it).
     private var notDelivered = false
+    /// The request was written whole.
+    private var requestWritten = false
+    /// Exchanges started on this connection, so a write's outcome is recorded against its own exchange.
+    private var exchanges = 0
 
     init(pool: UpstreamPool, key: String) {
         self.pool = pool
@@ -156,10 +162,22 @@ final class UpstreamHandler: ChannelInboundHandler {
         deadline = sent + timeout
         armTimer(context.eventLoop)
         notDelivered = false
-        // A request whose write fails never reached the instance whole: it can go to another instance.
+        requestWritten = false
+        exchanges &+= 1
+        // A request whose write fails never reached the instance whole: it can go to another instance. One that is
+        // still being written when the answer is complete (an instance that answered without reading it all)
+        // leaves the connection unfit for another request.
         let written = context.eventLoop.makePromise(of: Void.self)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        written.futureResult.whenFailure { _ in bound.value.notDelivered = true }
+        let exchange = exchanges
+        written.futureResult.whenComplete { result in
+            let handler = bound.value
+            guard handler.exchanges == exchange else { return }  // a later exchange's flags are not this one's
+            switch result {
+            case .success: handler.requestWritten = true
+            case .failure: handler.notDelivered = true
+            }
+        }
         if let body {
             context.write(wrapOutboundOut(request), promise: nil)
             context.writeAndFlush(wrapOutboundOut(body), promise: written)
@@ -207,14 +225,14 @@ final class UpstreamHandler: ChannelInboundHandler {
                 do {
                     parsed = try HTTP1.parseResponseHead(buffered, searched: &searched)
                 } catch {
-                    finish(.broken)
+                    finish(.malformed(error.reason))
                     return
                 }
                 guard let parsed else { return }
                 input?.moveReaderIndex(forwardBy: parsed.length)
                 if parsed.head.status < 200 {
                     // Interim responses (100 Continue, 103) precede the answer; 101 would switch protocols.
-                    if parsed.head.status == 101 { finish(.broken) }
+                    if parsed.head.status == 101 { finish(.malformed("101 Switching Protocols")) }
                     continue
                 }
                 self.head = parsed.head
@@ -239,7 +257,7 @@ final class UpstreamHandler: ChannelInboundHandler {
             do {
                 piece = try bodyReader.next(&input!)
             } catch {
-                finish(.broken)
+                finish(.malformed(error.reason))
                 return false
             }
             switch piece {
@@ -294,7 +312,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         self.completion = nil
         var keep = false
         if case .response(let head, _) = outcome {
-            keep = head.keepAlive && reusable && (input?.readableBytes ?? 0) == 0
+            keep = head.keepAlive && reusable && requestWritten && (input?.readableBytes ?? 0) == 0
         }
         head = nil
         body = HTTP1.BodyBuffer(limit: DataPlane.maximumPayloadSize)

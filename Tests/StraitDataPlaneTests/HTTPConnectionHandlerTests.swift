@@ -124,6 +124,16 @@ import Testing
         #expect(!channel.isActive)
     }
 
+    @Test func aHEADResponseHasNoBodyAndTheNextRequestIsFramedRight() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(ByteBuffer(string: "HEAD /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\n"))
+        let text = try written(channel)
+        let first = try #require(text.range(of: "\r\n\r\n"))
+        #expect(text[first.upperBound...].hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(statusLines(text).count == 2)
+        _ = try? channel.finish()
+    }
+
     @Test func expectContinueGetsAnInterimResponse() throws {
         let channel = try makeChannel()
         try channel.writeInbound(

@@ -56,11 +56,14 @@ import Testing
         #expect(body(outcome)?.body == "no")
     }
 
-    @Test func malformedAnswersBreakTheConnection() throws {
-        for response in ["garbage\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"] {
+    @Test func malformedAnswersEndTheConnection() throws {
+        for response in [
+            "garbage\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        ] {
             let (outcome, open) = try exchange([response])
-            guard case .broken = outcome else {
-                Issue.record("expected broken for \(response), got \(String(describing: outcome))")
+            guard case .malformed = outcome else {
+                Issue.record("expected malformed for \(response), got \(String(describing: outcome))")
                 continue
             }
             #expect(!open)
