@@ -123,6 +123,8 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var notDelivered = false
     /// The request was written whole.
     private var requestWritten = false
+    /// The instance reset the connection (ECONNRESET, EPIPE).
+    private var resetByPeer = false
     /// Exchanges started on this connection, so a write's outcome is recorded against its own exchange.
     private var exchanges = 0
 
@@ -163,6 +165,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         armTimer(context.eventLoop)
         notDelivered = false
         requestWritten = false
+        resetByPeer = false
         exchanges &+= 1
         // A request whose write fails never reached the instance whole: it can go to another instance. One that is
         // still being written when the answer is complete (an instance that answered without reading it all)
@@ -290,17 +293,23 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         reusable = false
+        if let error = error as? IOError, error.errnoCode == ECONNRESET || error.errnoCode == EPIPE {
+            resetByPeer = true
+        }
         finish(failedBeforeAnswer)
         context.close(promise: nil)
     }
 
     /// How a connection that ended before the answer ends the exchange. A kept-alive connection the instance had
     /// already closed shows it at once: no byte back, within a few milliseconds of the write, or a failed write;
-    /// the call is tried again. A request whose write failed on a new connection never reached the instance
-    /// either: another instance takes it. Otherwise the instance may have run the request, which must not be
-    /// repeated.
+    /// the call is tried again. So does a new connection reset within those milliseconds with no byte back: an
+    /// instance that is exiting still completes handshakes for a moment (its listening socket closes with the
+    /// last of its threads) and then resets them unread — seen in the zone-loss test right after a SIGKILL. A
+    /// request whose write failed on a new connection never reached the instance either: another instance takes
+    /// it. Otherwise the instance may have run the request, which must not be repeated.
     private var failedBeforeAnswer: UpstreamOutcome {
-        if reused, !receivedAnything, notDelivered || NIODeadline.now() - sent < .milliseconds(10) {
+        let atOnce = NIODeadline.now() - sent < .milliseconds(10)
+        if !receivedAnything, (reused && (notDelivered || atOnce)) || (resetByPeer && atOnce) {
             return .staleConnection
         }
         return notDelivered && !receivedAnything ? .connectFailed : .broken

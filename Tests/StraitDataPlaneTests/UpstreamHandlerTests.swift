@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -85,6 +86,31 @@ import Testing
         let (outcome, open) = try exchange(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA"])
         #expect(body(outcome)?.body == "ok")
         #expect(!open)
+    }
+
+    /// An exiting instance completes a handshake and then resets the connection unread: the call moves on. A reset
+    /// that comes later may follow a request the instance ran: a ModelError.
+    @Test func aResetAtOnceMovesTheCallAndALaterOneIsBroken() throws {
+        for (delay, expectStale) in [(0, true), (30, false)] {
+            let channel = EmbeddedChannel()
+            let handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
+            try channel.pipeline.syncOperations.addHandler(handler)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            var outcome: UpstreamOutcome?
+            handler.exchange(
+                ByteBuffer(string: "POST /invocations HTTP/1.1\r\n\r\n"),
+                body: nil,
+                timeout: .seconds(60),
+                reused: false
+            ) { outcome = $0 }
+            if delay > 0 { usleep(UInt32(delay * 1000)) }
+            channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read"))
+            switch outcome {
+            case .staleConnection: #expect(expectStale)
+            case .broken: #expect(!expectStale)
+            default: Issue.record("unexpected \(String(describing: outcome))")
+            }
+        }
     }
 
     @Test func aConnectionClosedBeforeTheAnswerIsBroken() throws {
