@@ -5,26 +5,38 @@ import Testing
 
 @testable import StraitDataPlane
 
+/// An upstream handler on a connected embedded channel with one request sent; `outcome` is what it completed with.
+private final class SentRequest {
+    let channel = EmbeddedChannel()
+    let handler: UpstreamHandler
+    var outcome: UpstreamOutcome?
+
+    /// - Parameter before: a handler placed between the upstream handler and the socket.
+    init(reused: Bool = false, before: (any ChannelHandler)? = nil) throws {
+        handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
+        if let before { try channel.pipeline.syncOperations.addHandler(before) }
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        handler.exchange(
+            ByteBuffer(string: "POST /invocations HTTP/1.1\r\ncontent-length: 0\r\n\r\n"),
+            body: nil,
+            timeout: .seconds(60),
+            reused: reused
+        ) { [weak self] in self?.outcome = $0 }
+    }
+}
+
 /// The upstream connection's response framing, on an embedded channel.
 @Suite struct UpstreamHandlerTests {
     /// Sends one request on a fresh embedded connection, feeds `responses` to it, and returns the outcome (nil if
     /// none came) and whether the connection is still open.
     private func exchange(_ responses: [String], closeAfter: Bool = false) throws -> (UpstreamOutcome?, Bool) {
-        let channel = EmbeddedChannel()
-        let handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
-        try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        var outcome: UpstreamOutcome?
-        handler.exchange(
-            ByteBuffer(string: "POST /invocations HTTP/1.1\r\ncontent-length: 0\r\n\r\n"),
-            body: nil,
-            timeout: .seconds(60),
-            reused: false
-        ) { outcome = $0 }
+        let sent = try SentRequest()
+        let channel = sent.channel
         #expect(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }?.hasPrefix("POST") == true)
         for response in responses { try channel.writeInbound(ByteBuffer(string: response)) }
         if closeAfter { channel.pipeline.fireChannelInactive() }
-        return (outcome, channel.isActive)
+        return (sent.outcome, channel.isActive)
     }
 
     private func body(_ outcome: UpstreamOutcome?) -> (status: Int, body: String)? {
@@ -92,23 +104,13 @@ import Testing
     /// that comes later may follow a request the instance ran: a ModelError.
     @Test func aResetAtOnceMovesTheCallAndALaterOneIsBroken() throws {
         for (delay, expectStale) in [(0, true), (30, false)] {
-            let channel = EmbeddedChannel()
-            let handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
-            try channel.pipeline.syncOperations.addHandler(handler)
-            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-            var outcome: UpstreamOutcome?
-            handler.exchange(
-                ByteBuffer(string: "POST /invocations HTTP/1.1\r\n\r\n"),
-                body: nil,
-                timeout: .seconds(60),
-                reused: false
-            ) { outcome = $0 }
+            let sent = try SentRequest()
             if delay > 0 { usleep(UInt32(delay * 1000)) }
-            channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read"))
-            switch outcome {
+            sent.channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read"))
+            switch sent.outcome {
             case .staleConnection: #expect(expectStale)
             case .broken: #expect(!expectStale)
-            default: Issue.record("unexpected \(String(describing: outcome))")
+            default: Issue.record("unexpected \(String(describing: sent.outcome))")
             }
         }
     }
@@ -132,20 +134,9 @@ private final class FailingWrites: ChannelOutboundHandler {
 
 @Suite struct UndeliveredRequestTests {
     private func outcome(reused: Bool) throws -> UpstreamOutcome? {
-        let channel = EmbeddedChannel()
-        let handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
-        try channel.pipeline.syncOperations.addHandler(FailingWrites())
-        try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        var outcome: UpstreamOutcome?
-        handler.exchange(
-            ByteBuffer(string: "POST /invocations HTTP/1.1\r\n\r\n"),
-            body: nil,
-            timeout: .seconds(60),
-            reused: reused
-        ) { outcome = $0 }
-        channel.pipeline.fireChannelInactive()
-        return outcome
+        let sent = try SentRequest(reused: reused, before: FailingWrites())
+        sent.channel.pipeline.fireChannelInactive()
+        return sent.outcome
     }
 
     @Test func aRequestWhoseWriteFailedGoesElsewhere() throws {
