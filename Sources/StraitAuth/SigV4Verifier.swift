@@ -169,19 +169,11 @@ public struct SigV4Verifier: Sendable {
             guard text.count == bytes.count * 2 else { return false }
             var difference: UInt8 = 0
             for (index, byte) in bytes.enumerated() {
-                difference |= text[2 * index] ^ hexDigit(byte >> 4)
-                difference |= text[2 * index + 1] ^ hexDigit(byte & 0x0F)
+                difference |= text[2 * index] ^ UInt8.lowercaseHexDigit(byte >> 4)
+                difference |= text[2 * index + 1] ^ UInt8.lowercaseHexDigit(byte & 0x0F)
             }
             return difference == 0
         }
-    }
-
-    /// A nibble's lowercase hex digit without a branch on its value: `'0' + n`, plus 39 (`'a' - '0' - 10`) when
-    /// `n > 9` (then `9 - n` is negative and its arithmetic shift is all ones).
-    @inline(__always)
-    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        let above9 = UInt8(bitPattern: (9 - Int8(nibble)) >> 7)
-        return UInt8(ascii: "0") &+ nibble &+ (above9 & 39)
     }
 
     /// Parses `yyyyMMdd'T'HHmmss'Z'` (UTC) by arithmetic: no Calendar on the request path. Dates that do not exist

@@ -240,4 +240,12 @@ extension UInt8 {
         default: nil
         }
     }
+
+    /// The lowercase hex digit of a nibble (0–15), without a branch on its value (so it can encode secrets):
+    /// `'0' + n`, plus 39 (`'a' - '0' - 10`) when `n > 9`, where `9 - n` is negative and its shift all ones.
+    @inline(__always)
+    public static func lowercaseHexDigit(_ nibble: UInt8) -> UInt8 {
+        let above9 = UInt8(bitPattern: (9 - Int8(nibble)) >> 7)
+        return UInt8(ascii: "0") &+ nibble &+ (above9 & 39)
+    }
 }

@@ -136,7 +136,7 @@ final class LoopContext: @unchecked Sendable {
             }
             for shift in stride(from: 44, through: 0, by: -4) {
                 let nibble = UInt8(truncatingIfNeeded: counter >> UInt64(shift)) & 0x0F
-                buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                buffer[index] = UInt8.lowercaseHexDigit(nibble)
                 index += 1
             }
             return index

@@ -365,19 +365,13 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
             recordMetrics()  // the caller went away meanwhile; the call still happened
             return
         }
-        if let body {
-            context.write(wrapOutboundOut(head), promise: nil)
-            if keepAlive {
-                context.writeAndFlush(wrapOutboundOut(body), promise: nil)
-            } else {
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(body)).whenComplete { _ in Self.closeGently(channel) }
-            }
-        } else if keepAlive {
-            context.writeAndFlush(wrapOutboundOut(head), promise: nil)
+        if body != nil { context.write(wrapOutboundOut(head), promise: nil) }
+        let last = wrapOutboundOut(body ?? head)
+        if keepAlive {
+            context.writeAndFlush(last, promise: nil)
         } else {
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(head)).whenComplete { _ in Self.closeGently(channel) }
+            context.writeAndFlush(last).whenComplete { _ in Self.closeGently(channel) }
         }
         recordMetrics()
         guard keepAlive else {

@@ -261,7 +261,7 @@ extension HTTPConnectionHandler {
         case .response(let head, let body) where (200..<300).contains(head.status):
             let keepAlive = request.head.keepAlive && !close
             var out = context.channel.allocator.buffer(capacity: 256)
-            out.writeStaticString(request.head.minorVersion == 0 ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n")
+            Self.writeStatusLine(&out, minorVersion: request.head.minorVersion, status: 200)
             if let contentType = head.first("content-type") { Self.writeHeader(&out, "content-type", contentType) }
             Self.writeHeader(&out, "x-Amzn-Invoked-Production-Variant", variant)
             if let attributes = head.first("x-amzn-sagemaker-custom-attributes") {

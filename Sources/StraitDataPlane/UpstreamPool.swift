@@ -119,10 +119,15 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var sent = NIODeadline.now()
     /// False once the connection must not carry another request.
     private var reusable = true
-    /// The request's write failed (the connection was closed under it).
-    private var notDelivered = false
-    /// The request was written whole.
-    private var requestWritten = false
+    /// Where the write of the exchange's request stands: a failed one never reached the instance whole.
+    private var requestWrite = RequestWrite.pending
+
+    private enum RequestWrite {
+        case pending
+        case written
+        case failed
+    }
+
     /// The instance reset the connection (ECONNRESET, EPIPE).
     private var resetByPeer = false
     /// Exchanges started on this connection, so a write's outcome is recorded against its own exchange.
@@ -163,8 +168,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         sent = .now()
         deadline = sent + timeout
         armTimer(context.eventLoop)
-        notDelivered = false
-        requestWritten = false
+        requestWrite = .pending
         resetByPeer = false
         exchanges &+= 1
         // A request whose write fails never reached the instance whole: it can go to another instance. One that is
@@ -175,11 +179,8 @@ final class UpstreamHandler: ChannelInboundHandler {
         let exchange = exchanges
         written.futureResult.whenComplete { result in
             let handler = bound.value
-            guard handler.exchanges == exchange else { return }  // a later exchange's flags are not this one's
-            switch result {
-            case .success: handler.requestWritten = true
-            case .failure: handler.notDelivered = true
-            }
+            guard handler.exchanges == exchange else { return }  // a later exchange's write is not this one's
+            handler.requestWrite = if case .success = result { .written } else { .failed }
         }
         if let body {
             context.write(wrapOutboundOut(request), promise: nil)
@@ -309,6 +310,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// it. Otherwise the instance may have run the request, which must not be repeated.
     private var failedBeforeAnswer: UpstreamOutcome {
         let atOnce = NIODeadline.now() - sent < .milliseconds(10)
+        let notDelivered = requestWrite == .failed
         if !receivedAnything, (reused && (notDelivered || atOnce)) || (resetByPeer && atOnce) {
             return .staleConnection
         }
@@ -321,7 +323,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         self.completion = nil
         var keep = false
         if case .response(let head, _) = outcome {
-            keep = head.keepAlive && reusable && requestWritten && (input?.readableBytes ?? 0) == 0
+            keep = head.keepAlive && reusable && requestWrite == .written && (input?.readableBytes ?? 0) == 0
         }
         head = nil
         body = HTTP1.BodyBuffer(limit: DataPlane.maximumPayloadSize)
