@@ -102,24 +102,24 @@ public enum SigV4 {
     }
 
     /// The canonical request as bytes, written into one buffer: what verification hashes on every call.
-    static func canonicalRequestBytes(_ request: SignableRequest, signedHeaders: [String]) -> [UInt8] {
+    static func canonicalRequestBytes(_ request: SignableRequest, signedHeaders: [some StringProtocol]) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(512)
-        out.append(contentsOf: request.method.utf8)
+        appendUTF8(request.method, to: &out)
         out.append(UInt8(ascii: "\n"))
         if request.pathIsCanonical {
-            out.append(contentsOf: request.path.utf8)
+            appendUTF8(request.path, to: &out)
         } else {
             appendCanonicalURI(request.path, to: &out)
         }
         out.append(UInt8(ascii: "\n"))
-        if !request.query.isEmpty { out.append(contentsOf: canonicalQuery(request.query).utf8) }
+        if !request.query.isEmpty { appendUTF8(canonicalQuery(request.query), to: &out) }
         out.append(UInt8(ascii: "\n"))
         for name in signedHeaders {
-            out.append(contentsOf: name.utf8)
+            appendUTF8(name, to: &out)
             out.append(UInt8(ascii: ":"))
             var first = true
-            for header in request.headers where header.name == name {
+            for header in request.headers where sameUTF8(header.name, name) {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 appendCanonicalHeaderValue(header.value, to: &out)
@@ -129,11 +129,19 @@ public enum SigV4 {
         out.append(UInt8(ascii: "\n"))
         for (index, name) in signedHeaders.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ";")) }
-            out.append(contentsOf: name.utf8)
+            appendUTF8(name, to: &out)
         }
         out.append(UInt8(ascii: "\n"))
-        out.append(contentsOf: request.payloadHash.utf8)
+        appendUTF8(request.payloadHash, to: &out)
         return out
+    }
+
+    /// A string's UTF-8 appended in one copy from its contiguous storage (`append(contentsOf: text.utf8)` goes
+    /// byte by byte through the view's iterator).
+    @inline(__always)
+    static func appendUTF8(_ text: some StringProtocol, to out: inout [UInt8]) {
+        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { out.append(contentsOf: $0) }
+        if copied == nil { out.append(contentsOf: text.utf8) }
     }
 
     public static func stringToSign(canonicalRequest: String, amzDate: String, scope: String) -> String {
@@ -143,14 +151,14 @@ public enum SigV4 {
         )
     }
 
-    static func stringToSignBytes(canonicalRequest: [UInt8], amzDate: String, scope: String) -> [UInt8] {
+    static func stringToSignBytes(canonicalRequest: [UInt8], amzDate: String, scope: some StringProtocol) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(160)
-        out.append(contentsOf: algorithm.utf8)
+        appendUTF8(algorithm, to: &out)
         out.append(UInt8(ascii: "\n"))
-        out.append(contentsOf: amzDate.utf8)
+        appendUTF8(amzDate, to: &out)
         out.append(UInt8(ascii: "\n"))
-        out.append(contentsOf: scope.utf8)
+        appendUTF8(scope, to: &out)
         out.append(UInt8(ascii: "\n"))
         appendHex(digest: canonicalRequest.withUnsafeBytes { sha256($0) }, to: &out)
         return out
@@ -206,7 +214,31 @@ public enum SigV4 {
     /// A digest or MAC as lowercase hex, read through its bytes in place (iterating it as a `Sequence` would copy
     /// it into an array first).
     static func appendHex(digest: some ContiguousBytes, to out: inout [UInt8]) {
-        digest.withUnsafeBytes { appendHex($0, to: &out) }
+        digest.withUnsafeBytes { bytes in
+            // Written in place: two `append`s per byte would check capacity and uniqueness 64 times.
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: bytes.count * 2))
+            out.withUnsafeMutableBufferPointer { text in
+                for (index, byte) in bytes.enumerated() {
+                    text[start + 2 * index] = UInt8.lowercaseHexDigit(byte >> 4)
+                    text[start + 2 * index + 1] = UInt8.lowercaseHexDigit(byte & 0x0F)
+                }
+            }
+        }
+    }
+
+    /// Whether two strings hold the same UTF-8, compared in place (`==` between a `Substring` and a `String`, or
+    /// `elementsEqual` on their views, goes element by element through generic indices).
+    @inline(__always)
+    static func sameUTF8(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
+        // Lengths first (constant time on native strings): most header names differ in length.
+        guard a.utf8.count == b.utf8.count else { return false }
+        let compared = a.utf8.withContiguousStorageIfAvailable { left in
+            b.utf8.withContiguousStorageIfAvailable { right in
+                left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+            }
+        }
+        return (compared ?? nil) ?? a.utf8.elementsEqual(b.utf8)
     }
 
     static func appendHex(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
@@ -266,15 +298,38 @@ public enum SigV4 {
 
     /// Trims a header value and folds runs of spaces and tabs into one space.
     static func appendCanonicalHeaderValue(_ value: String, to out: inout [UInt8]) {
-        let start = out.count
-        var pendingSpace = false
-        for byte in value.utf8 {
-            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                pendingSpace = out.count > start
-            } else {
-                if pendingSpace { out.append(UInt8(ascii: " ")) }
-                pendingSpace = false
-                out.append(byte)
+        var value = value
+        value.withUTF8 { bytes in
+            func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+            var first = 0
+            var last = bytes.count
+            while first < last, isBlank(bytes[first]) { first += 1 }
+            while last > first, isBlank(bytes[last - 1]) { last -= 1 }
+            // Usually nothing inside needs folding: then the value goes in with one copy.
+            var folds = false
+            var index = first
+            while index < last {
+                if bytes[index] == UInt8(ascii: "\t")
+                    || (bytes[index] == UInt8(ascii: " ") && isBlank(bytes[index + 1]))
+                {
+                    folds = true
+                    break
+                }
+                index += 1
+            }
+            guard folds else {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[first..<last]))
+                return
+            }
+            var pendingSpace = false
+            for byte in bytes[first..<last] {
+                if isBlank(byte) {
+                    pendingSpace = true
+                } else {
+                    if pendingSpace { out.append(UInt8(ascii: " ")) }
+                    pendingSpace = false
+                    out.append(byte)
+                }
             }
         }
     }

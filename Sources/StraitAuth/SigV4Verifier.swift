@@ -64,31 +64,33 @@ public struct SigV4Verifier: Sendable {
         let (accessKeyID, date, scopeRegion, scopeService, terminator) = (
             scope[0], scope[1], scope[2], scope[3], scope[4]
         )
-        guard terminator == "aws4_request" else {
+        // Compared as bytes: `==` between a Substring and a String goes through the generic, Unicode-aware path.
+        guard SigV4.sameUTF8(terminator, "aws4_request") else {
             throw Self.error(
                 "InvalidSignatureException",
                 "Credential should be scoped with a valid terminator: 'aws4_request', not '\(terminator)'. "
             )
         }
-        guard scopeService == service else {
+        guard SigV4.sameUTF8(scopeService, service) else {
             throw Self.error(
                 "InvalidSignatureException",
                 "Credential should be scoped to correct service: '\(service)'. "
             )
         }
-        guard scopeRegion == region else {
+        guard SigV4.sameUTF8(scopeRegion, region) else {
             throw Self.error(
                 "InvalidSignatureException",
                 "Credential should be scoped to a valid region, not '\(scopeRegion)'. "
             )
         }
-        guard amzDate.hasPrefix(date), date.count == 8 else {
+        guard date.utf8.count == 8, SigV4.sameUTF8(Substring(amzDate.utf8.prefix(8)), date) else {
             throw Self.error(
                 "InvalidSignatureException",
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(date)' != '\(amzDate.prefix(8))', from '\(amzDate)'."
             )
         }
-        guard let secret = credentials.secretAccessKey(for: accessKeyID) else {
+        let keyID = String(accessKeyID)
+        guard let secret = credentials.secretAccessKey(for: keyID) else {
             throw Self.error("UnrecognizedClientException", "The security token included in the request is invalid.")
         }
         try checkSkew(amzDate)
@@ -104,11 +106,12 @@ public struct SigV4Verifier: Sendable {
             canonicalRequest: canonical,
             amzDate: amzDate,
             scope: header.credential.utf8.firstIndex(of: UInt8(ascii: "/")).map {
-                String(Substring(header.credential.utf8[header.credential.utf8.index(after: $0)...]))
+                Substring(header.credential.utf8[header.credential.utf8.index(after: $0)...])
             } ?? ""
         )
-        let derive = { SigV4.signingKey(secret: secret, date: date, region: region, service: service) }
-        let mac = keyCache?.hmac(accessKeyID: accessKeyID, date: date, derive: derive) ?? KeyedHMACSHA256(key: derive())
+        let day = String(date)
+        let derive = { SigV4.signingKey(secret: secret, date: day, region: region, service: service) }
+        let mac = keyCache?.hmac(accessKeyID: keyID, date: day, derive: derive) ?? KeyedHMACSHA256(key: derive())
         let matches = toSign.withUnsafeBytes { message in
             mac.authenticationCode(for: message).withUnsafeBytes { Self.constantTimeHexEqual($0, header.signature) }
         }
@@ -118,7 +121,7 @@ public struct SigV4Verifier: Sendable {
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
             )
         }
-        return accessKeyID
+        return keyID
     }
 
     private func requestDate(_ request: SignableRequest, authorization: String) throws(ServiceError) -> String {
@@ -163,7 +166,7 @@ public struct SigV4Verifier: Sendable {
     }
 
     /// Whether `hex` is the lowercase hex form of `bytes`, in time that depends only on the lengths.
-    static func constantTimeHexEqual(_ bytes: UnsafeRawBufferPointer, _ hex: String) -> Bool {
+    static func constantTimeHexEqual(_ bytes: UnsafeRawBufferPointer, _ hex: Substring) -> Bool {
         var hex = hex
         return hex.withUTF8 { text in
             guard text.count == bytes.count * 2 else { return false }
@@ -260,15 +263,24 @@ public final class SigningKeyCache: @unchecked Sendable {
     }
 
     private var keyed: [Name: KeyedHMACSHA256] = [:]
+    /// The key used last: a client signs call after call with the same one, and comparing two short strings costs
+    /// less than hashing them.
+    private var last: (name: Name, hmac: KeyedHMACSHA256)?
 
     public init() {}
 
     func hmac(accessKeyID: String, date: String, derive: () -> SymmetricKey) -> KeyedHMACSHA256 {
+        if let last, last.name.accessKeyID == accessKeyID, last.name.date == date { return last.hmac }
         let name = Name(accessKeyID: accessKeyID, date: date)
-        if let hmac = keyed[name] { return hmac }
-        if keyed.count >= 64 { keyed.removeAll() }
-        let hmac = KeyedHMACSHA256(key: derive())
-        keyed[name] = hmac
+        let hmac: KeyedHMACSHA256
+        if let known = keyed[name] {
+            hmac = known
+        } else {
+            if keyed.count >= 64 { keyed.removeAll() }
+            hmac = KeyedHMACSHA256(key: derive())
+            keyed[name] = hmac
+        }
+        last = (name, hmac)
         return hmac
     }
 }
@@ -309,12 +321,14 @@ struct KeyedHMACSHA256 {
 }
 
 /// The three parts of an `AWS4-HMAC-SHA256` Authorization header.
+///
+/// Every part is a `Substring` of the header: parsing allocates only the two arrays of parts.
 struct ParsedAuthorization {
-    let credential: String
+    let credential: Substring
     /// The credential's `/`-separated parts (access key, date, region, service, terminator when well formed).
-    let scope: [String]
-    let signedHeaders: [String]
-    let signature: String
+    let scope: [Substring]
+    let signedHeaders: [Substring]
+    let signature: Substring
 
     init(_ header: String) throws(ServiceError) {
         let prefix = SigV4.algorithm + " "
@@ -329,8 +343,8 @@ struct ParsedAuthorization {
         // only the three fields SigV4 uses: this runs on every invocation.
         var text = header
         var malformedPair: String?
-        let fields = text.withUTF8 { bytes in
-            var fields: (credential: String?, signature: String?, signedHeaders: String?) = (nil, nil, nil)
+        let ranges = text.withUTF8 { bytes in
+            var fields: (credential: Range<Int>?, signature: Range<Int>?, signedHeaders: Range<Int>?) = (nil, nil, nil)
             var index = prefix.utf8.count
             while index < bytes.count {
                 var end = index
@@ -346,7 +360,7 @@ struct ParsedAuthorization {
                     break
                 }
                 let key = UnsafeBufferPointer(rebasing: bytes[first..<equals])
-                let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<last]), as: UTF8.self)
+                let value = (equals + 1)..<last
                 if key.elementsEqual("Credential".utf8) {
                     fields.credential = value
                 } else if key.elementsEqual("Signature".utf8) {
@@ -363,6 +377,13 @@ struct ParsedAuthorization {
                 "'\(malformedPair)' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
             )
         }
+        func part(_ range: Range<Int>?) -> Substring? {
+            range.map { Self.substring(Substring(header), $0) }
+        }
+        let fields = (
+            credential: part(ranges.credential), signature: part(ranges.signature),
+            signedHeaders: part(ranges.signedHeaders)
+        )
         guard let credential = fields.credential, !credential.isEmpty, let signature = fields.signature,
             !signature.isEmpty, let signed = fields.signedHeaders, !signed.isEmpty
         else {
@@ -370,7 +391,7 @@ struct ParsedAuthorization {
             for (name, value) in [
                 ("Credential", fields.credential), ("Signature", fields.signature),
                 ("SignedHeaders", fields.signedHeaders),
-            ] where (value ?? "").isEmpty {
+            ] where value?.isEmpty ?? true {
                 missing.append("Authorization header requires '\(name)' parameter.")
             }
             throw SigV4Verifier.error(
@@ -380,7 +401,7 @@ struct ParsedAuthorization {
         }
         let names = Self.parts(of: signed, separator: UInt8(ascii: ";"), omittingEmpty: true).map { name in
             name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
-                ? name.lowercased() : name
+                ? Substring(name.lowercased()) : name
         }
         guard names.contains("host") else {
             throw SigV4Verifier.error(
@@ -395,18 +416,23 @@ struct ParsedAuthorization {
     }
 
     /// `text` split at `separator`, by bytes (a `String` split works on Characters, which is far slower).
-    private static func parts(of text: String, separator: UInt8, omittingEmpty: Bool) -> [String] {
-        var text = text
-        return text.withUTF8 { bytes in
-            var parts: [String] = []
+    private static func parts(of text: Substring, separator: UInt8, omittingEmpty: Bool) -> [Substring] {
+        var parts: [Substring] = []
+        var contiguous = text
+        contiguous.withUTF8 { bytes in
             var start = 0
             for index in 0...bytes.count where index == bytes.count || bytes[index] == separator {
-                if index > start || !omittingEmpty {
-                    parts.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
-                }
+                if index > start || !omittingEmpty { parts.append(substring(text, start..<index)) }
                 start = index + 1
             }
-            return parts
         }
+        return parts
+    }
+
+    /// The part of `text` at UTF-8 offsets `range` from its start (O(1) on a native string).
+    private static func substring(_ text: Substring, _ range: Range<Int>) -> Substring {
+        let utf8 = text.utf8
+        let lower = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
+        return Substring(utf8[lower..<utf8.index(lower, offsetBy: range.count)])
     }
 }

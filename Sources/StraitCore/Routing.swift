@@ -106,7 +106,7 @@ public enum Router {
     public static func chooseVariant(
         _ endpoint: EndpointRoute,
         target: String?,
-        random: inout some RandomNumberGenerator
+        random: inout RoutingRandom
     ) -> Int? {
         if let target {
             return endpoint.variants.firstIndex { $0.name == target }
@@ -138,45 +138,50 @@ public enum Router {
         _ variant: VariantRoute,
         zone: String?,
         excluding excluded: [String] = [],
-        random: inout some RandomNumberGenerator
+        random: inout RoutingRandom
     ) -> Int? {
-        let instances = variant.instances
-        var candidates: [Int] = []
-        candidates.reserveCapacity(instances.count)
-        func gather(inZone: Bool, withCapacity: Bool) {
-            for index in instances.indices where !excluded.contains(instances[index].id) {
-                let instance = instances[index]
-                if inZone, instance.zone != zone { continue }
-                if withCapacity, !instance.hasCapacity { continue }
-                candidates.append(index)
-            }
-        }
+        // Tiers in order of preference. Zonal: its own zone with room left; spill to any zone with room; all full:
+        // queue at home; then anything left.
         if zone != nil {
-            gather(inZone: true, withCapacity: true)  // home zone, room left
-            if candidates.isEmpty { gather(inZone: false, withCapacity: true) }  // spill: any zone with room
-            if candidates.isEmpty { gather(inZone: true, withCapacity: false) }  // all full: queue at home
-        } else {
-            gather(inZone: false, withCapacity: true)
+            return pick(variant, zone, excluded, inZone: true, withCapacity: true, &random)
+                ?? pick(variant, zone, excluded, inZone: false, withCapacity: true, &random)
+                ?? pick(variant, zone, excluded, inZone: true, withCapacity: false, &random)
+                ?? pick(variant, zone, excluded, inZone: false, withCapacity: false, &random)
         }
-        if candidates.isEmpty { gather(inZone: false, withCapacity: false) }
-        guard !candidates.isEmpty else { return nil }
-        switch variant.strategy {
-        case .random:
-            return candidates[Int.random(in: 0..<candidates.count, using: &random)]
-        case .leastOutstandingRequests:
-            var least = Int.max
-            var best: [Int] = []
-            for index in candidates {
-                let outstanding = instances[index].outstanding.value
-                if outstanding < least {
-                    least = outstanding
-                    best = [index]
-                } else if outstanding == least {
-                    best.append(index)
-                }
+        return pick(variant, zone, excluded, inZone: false, withCapacity: true, &random)
+            ?? pick(variant, zone, excluded, inZone: false, withCapacity: false, &random)
+    }
+
+    /// One pass over the variant's instances, without allocating: a uniform draw among the eligible ones (RANDOM)
+    /// or among those with the fewest calls in flight (LEAST_OUTSTANDING_REQUESTS), by reservoir sampling. A single
+    /// eligible instance costs no draw.
+    private static func pick(
+        _ variant: VariantRoute,
+        _ zone: String?,
+        _ excluded: [String],
+        inZone: Bool,
+        withCapacity: Bool,
+        _ random: inout RoutingRandom
+    ) -> Int? {
+        let byLoad = variant.strategy == .leastOutstandingRequests
+        var chosen: Int?
+        var least = Int.max
+        var ties = 0
+        for (index, instance) in variant.instances.enumerated() {
+            if inZone, instance.zone != zone { continue }
+            if withCapacity, !instance.hasCapacity { continue }
+            if !excluded.isEmpty, excluded.contains(instance.id) { continue }
+            let load = byLoad ? instance.outstanding.value : 0
+            if load < least {
+                least = load
+                chosen = index
+                ties = 1
+            } else if load == least {
+                ties += 1
+                if Int.random(in: 0..<ties, using: &random) == 0 { chosen = index }
             }
-            return best[Int.random(in: 0..<best.count, using: &random)]
         }
+        return chosen
     }
 }
 

@@ -62,9 +62,7 @@ public final class DataPlane: Sendable {
                 let (metrics, loopTable) = try? await context.eventLoop.submit({ (context.metrics, context.table) })
                     .get()
             else { continue }
-            for (key, series) in metrics.series { merged.series[key, default: InvocationSeries()].merge(series) }
-            merged.unroutedClientErrors += metrics.unroutedClientErrors
-            merged.unroutedServerErrors += metrics.unroutedServerErrors
+            merged.merge(metrics)
             table = loopTable
         }
         var outstanding: [(endpoint: String, variant: String, instance: InstanceRoute)] = []

@@ -8,11 +8,17 @@ import Testing
         let bytes = (0...255).map(UInt8.init)
         let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
         bytes.withUnsafeBytes { raw in
-            #expect(SigV4Verifier.constantTimeHexEqual(raw, hex))
-            #expect(!SigV4Verifier.constantTimeHexEqual(raw, hex.uppercased()))
-            #expect(!SigV4Verifier.constantTimeHexEqual(raw, String(hex.dropLast())))
-            #expect(!SigV4Verifier.constantTimeHexEqual(raw, String(hex.dropLast()) + "0"))
+            #expect(SigV4Verifier.constantTimeHexEqual(raw, Substring(hex)))
+            #expect(!SigV4Verifier.constantTimeHexEqual(raw, Substring(hex.uppercased())))
+            #expect(!SigV4Verifier.constantTimeHexEqual(raw, hex.dropLast()))
+            #expect(!SigV4Verifier.constantTimeHexEqual(raw, Substring(String(hex.dropLast()) + "0")))
             #expect(!SigV4Verifier.constantTimeHexEqual(raw, ""))
+            // As the verifier passes it: a part in the middle of a longer header.
+            let header = "Signature=" + hex + ", more"
+            let start = header.utf8.index(header.startIndex, offsetBy: 10)
+            let part = header[start..<header.utf8.index(start, offsetBy: hex.utf8.count)]
+            #expect(SigV4Verifier.constantTimeHexEqual(raw, part))
+            #expect(!SigV4Verifier.constantTimeHexEqual(raw, header[start...]))
         }
     }
 }
@@ -30,5 +36,24 @@ import Testing
             let actual = message.withUnsafeBytes { Array(keyed.authenticationCode(for: $0)) }
             #expect(actual == expected)
         }
+    }
+}
+
+@Suite struct CanonicalHeaderValueTests {
+    /// The rule, written the plain way: trim, then fold every run of spaces and tabs into one space.
+    func folded(_ value: String) -> String {
+        var words: [Substring] = []
+        for word in value.split(whereSeparator: { $0 == " " || $0 == "\t" }) { words.append(word) }
+        return words.joined(separator: " ")
+    }
+
+    @Test(arguments: [
+        "", " ", "\t", "a", " a ", "text/csv", "  text/csv\t", "a b", "a  b", "a\tb", "a \t b", "a b  c\t\td ",
+        "\t\tleading", "trailing \t", "x-amz-date 20261130T000000Z", "é  ü", "a\u{0B}b",
+    ])
+    func foldsAsTheRuleSays(_ value: String) {
+        var out: [UInt8] = Array("name:".utf8)
+        SigV4.appendCanonicalHeaderValue(value, to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "name:" + folded(value))
     }
 }

@@ -188,16 +188,36 @@ extension TestSigner: CustomTestStringConvertible {
         #expect(error?.message.contains("Credential should be scoped") == true)
     }
 
-    @Test func scopeDateNotTheRequestDate() {
+    /// A signed request whose Authorization header (added last) then had `text` replaced with `replacement`.
+    func editedAuthorization(_ text: String, _ replacement: String) -> SignableRequest {
         var request = TestSigner().signedRequest()
         let index = request.headers.count - 1
-        request.headers[index].value = request.headers[index].value.replacingOccurrences(
-            of: "/20150830/",
-            with: "/20150829/"
-        )
-        let error = failure(request)
+        #expect(request.headers[index].value.contains(text))
+        request.headers[index].value = request.headers[index].value.replacingOccurrences(of: text, with: replacement)
+        return request
+    }
+
+    @Test func scopeDateNotTheRequestDate() {
+        let error = failure(editedAuthorization("/20150830/", "/20150829/"))
         #expect(error?.code == "InvalidSignatureException")
         #expect(error?.message.contains("Date in Credential scope does not match") == true)
+    }
+
+    @Test func otherTerminatorIsNamedInTheError() {
+        let error = failure(editedAuthorization("/aws4_request,", "/aws5_request,"))
+        #expect(error?.code == "InvalidSignatureException")
+        #expect(
+            error?.message
+                == "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'. "
+        )
+    }
+
+    @Test func signedHeaderNamesAreReadWithoutRegardToCase() throws {
+        let request = editedAuthorization(
+            "SignedHeaders=content-type;host;x-amz-date;x-amz-target",
+            "SignedHeaders=Content-Type;HOST;x-amz-date;X-Amz-Target"
+        )
+        #expect(try verifier.verify(request) == "AKIDEXAMPLE")
     }
 
     static let malformedAuthorizations = [

@@ -29,9 +29,23 @@ struct StraitBench: AsyncParsableCommand {
     @Option(help: "Request body size in bytes.")
     var payload: Int = 64
 
+    @Option(
+        help:
+            "nginx binary for the reference hop (nginx proxying to the same instance); default: nginx on PATH or in /usr/sbin, none to skip."
+    )
+    var nginx: String?
+
+    @Option(help: "Only time SigV4 verification, this many calls per round, in-process (no server started).")
+    var verifyOnly: Int?
+
     func run() async throws {
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
         guard !levels.isEmpty, requests > 0, rounds > 0 else { throw ValidationError("Nothing to run.") }
+        if let verifyOnly {
+            guard verifyOnly > 0 else { throw ValidationError("--verify-only needs a positive count.") }
+            try VerifyBench.run(calls: verifyOnly, payload: payload)
+            return
+        }
         let server = try BenchServer.start(binary: strait)
         defer { server.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -91,82 +105,63 @@ struct StraitBench: AsyncParsableCommand {
             headers: HTTPHeaders(zonalList)
         )
 
+        let nginxProxy = try NginxProxy.binary(nginx).map { try NginxProxy.start(binary: $0, upstream: instance) }
+        defer { nginxProxy?.stop() }
+        var paths = [
+            Path(name: "direct", host: instance.host, port: instance.port, head: directHead),
+            Path(name: "zonal", host: zone.host, port: zone.port, head: zonalHead),
+        ]
+        if let nginxProxy {
+            var nginxHead = directHead
+            nginxHead.headers.replaceOrAdd(name: "host", value: "127.0.0.1:\(nginxProxy.port)")
+            paths.append(Path(name: "nginx", host: "127.0.0.1", port: nginxProxy.port, head: nginxHead))
+        }
+
         print(
             "Strait overhead benchmark: strait/echo, \(payload)-byte body, \(requests) requests per run, \(rounds) interleaved rounds"
         )
         print(
-            "instance \(instance.host):\(instance.port) (direct) vs zonal endpoint \(zone.host):\(zone.port); client: 1 event loop"
+            "instance \(instance.host):\(instance.port) (direct) vs zonal endpoint \(zone.host):\(zone.port)"
+                + (nginxProxy.map { " vs nginx proxy 127.0.0.1:\($0.port)" } ?? " (no nginx found: no reference hop)")
+                + "; client: 1 event loop"
         )
         print("")
         print("conc  path     p50 µs   p90 µs   p99 µs     req/s  failed")
         var summaries: [String] = []
         for level in levels {
-            // Warm up both paths (connections, pools, caches).
-            _ = try await runLoad(
-                group: group,
-                host: instance.host,
-                port: instance.port,
-                head: directHead,
-                body: body,
-                total: min(2_000, requests),
-                concurrency: level
-            )
-            _ = try await runLoad(
-                group: group,
-                host: zone.host,
-                port: zone.port,
-                head: zonalHead,
-                body: body,
-                total: min(2_000, requests),
-                concurrency: level
-            )
-            var direct: [Int64] = []
-            var zonal: [Int64] = []
-            var directSeconds = 0.0
-            var zonalSeconds = 0.0
-            var failed = (direct: 0, zonal: 0)
+            func load(_ path: Path, _ total: Int) async throws -> (latencies: [Int64], failures: Int, seconds: Double) {
+                try await runLoad(
+                    group: group,
+                    host: path.host,
+                    port: path.port,
+                    head: path.head,
+                    body: body,
+                    total: total,
+                    concurrency: level
+                )
+            }
+            // Warm up every path (connections, pools, caches).
+            for path in paths { _ = try await load(path, min(2_000, requests)) }
+            var latencies = Array(repeating: [Int64](), count: paths.count)
+            var seconds = Array(repeating: 0.0, count: paths.count)
+            var failures = Array(repeating: 0, count: paths.count)
             let before = try await overhead(group: group, api: api)
             for _ in 0..<rounds {
-                let d = try await runLoad(
-                    group: group,
-                    host: instance.host,
-                    port: instance.port,
-                    head: directHead,
-                    body: body,
-                    total: requests,
-                    concurrency: level
-                )
-                let z = try await runLoad(
-                    group: group,
-                    host: zone.host,
-                    port: zone.port,
-                    head: zonalHead,
-                    body: body,
-                    total: requests,
-                    concurrency: level
-                )
-                direct += d.latencies
-                directSeconds += d.seconds
-                failed.direct += d.failures
-                zonal += z.latencies
-                zonalSeconds += z.seconds
-                failed.zonal += z.failures
+                for (index, path) in paths.enumerated() {
+                    let run = try await load(path, requests)
+                    latencies[index] += run.latencies
+                    seconds[index] += run.seconds
+                    failures[index] += run.failures
+                }
             }
             let after = try await overhead(group: group, api: api)
-            let d = Stats(direct, seconds: directSeconds)
-            let z = Stats(zonal, seconds: zonalSeconds)
-            print(d.row(level, "direct", failed.direct))
-            print(z.row(level, "zonal", failed.zonal))
-            print(
-                String(
-                    format: "%4d  hop     %+8.1f %+8.1f %+8.1f %+9.0f",
-                    level,
-                    z.p50 - d.p50,
-                    z.p90 - d.p90,
-                    z.p99 - d.p99,
-                    z.rate - d.rate
-                )
-            )
+            let stats = paths.indices.map { Stats(latencies[$0], seconds: seconds[$0]) }
+            for index in paths.indices { print(stats[index].row(level, paths[index].name, failures[index])) }
+            let d = stats[0]
+            let z = stats[1]
+            print(Stats.hopRow(level, "hop", z, over: d))
+            let nginxHop = stats.count > 2 ? stats[2].p50 - d.p50 : nil
+            if stats.count > 2 { print(Stats.hopRow(level, "nginx+", stats[2], over: d)) }
             let server = after.subtracting(before)
             print(
                 String(
@@ -182,6 +177,15 @@ struct StraitBench: AsyncParsableCommand {
                 summaries.append(
                     check("hop p50 at c=1 ≤ 50 µs", z.p50 - d.p50 <= 50, String(format: "%.1f µs", z.p50 - d.p50))
                 )
+                if let nginxHop {
+                    summaries.append(
+                        check(
+                            "hop p50 at c=1 ≤ nginx's hop in the same run",
+                            z.p50 - d.p50 <= nginxHop,
+                            String(format: "%.1f µs vs nginx %.1f µs", z.p50 - d.p50, nginxHop)
+                        )
+                    )
+                }
                 summaries.append(
                     check(
                         "OverheadLatency p50 ≤ 25 µs",
@@ -224,6 +228,14 @@ struct StraitBench: AsyncParsableCommand {
     }
 }
 
+/// One way to reach the instance, measured in every round.
+struct Path {
+    let name: String
+    let host: String
+    let port: Int
+    let head: HTTPRequestHead
+}
+
 /// Percentiles (µs) and rate of one path's samples.
 struct Stats {
     let p50: Double
@@ -241,6 +253,19 @@ struct Stats {
         p90 = quantile(0.9)
         p99 = quantile(0.99)
         rate = seconds > 0 ? Double(sorted.count) / seconds : 0
+    }
+
+    /// The latency `path` adds over `base`, at each percentile.
+    static func hopRow(_ level: Int, _ name: String, _ path: Stats, over base: Stats) -> String {
+        String(
+            format: "%4d  %-6@ %+8.1f %+8.1f %+8.1f %+9.0f",
+            level,
+            name,
+            path.p50 - base.p50,
+            path.p90 - base.p90,
+            path.p99 - base.p99,
+            path.rate - base.rate
+        )
     }
 
     func row(_ level: Int, _ path: String, _ failed: Int) -> String {
