@@ -98,11 +98,14 @@ public enum SigV4 {
 
     /// The canonical request for `signedHeaders` (lowercase names, sorted as the client listed them).
     public static func canonicalRequest(_ request: SignableRequest, signedHeaders: [String]) -> String {
-        String(decoding: canonicalRequestBytes(request, signedHeaders: signedHeaders), as: UTF8.self)
+        let names = Array(signedHeaders.joined(separator: ";").utf8)
+        return String(decoding: canonicalRequestBytes(request, signedNames: names[...]), as: UTF8.self)
     }
 
     /// The canonical request as bytes, written into one buffer: what verification hashes on every call.
-    static func canonicalRequestBytes(_ request: SignableRequest, signedHeaders: [some StringProtocol]) -> [UInt8] {
+    /// `signedNames` is the SignedHeaders list as the canonical request ends with it: lower-case names separated by
+    /// `;`, none empty.
+    static func canonicalRequestBytes(_ request: SignableRequest, signedNames: ArraySlice<UInt8>) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(512)
         appendUTF8(request.method, to: &out)
@@ -115,25 +118,35 @@ public enum SigV4 {
         out.append(UInt8(ascii: "\n"))
         if !request.query.isEmpty { appendUTF8(canonicalQuery(request.query), to: &out) }
         out.append(UInt8(ascii: "\n"))
-        for name in signedHeaders {
-            appendUTF8(name, to: &out)
-            out.append(UInt8(ascii: ":"))
-            var first = true
-            for header in request.headers where sameUTF8(header.name, name) {
-                if !first { out.append(UInt8(ascii: ",")) }
-                first = false
-                appendCanonicalHeaderValue(header.value, to: &out)
+        signedNames.withUnsafeBufferPointer { names in
+            var start = 0
+            for end in 0...names.count where end == names.count || names[end] == UInt8(ascii: ";") {
+                let name = UnsafeBufferPointer(rebasing: names[start..<end])
+                start = end + 1
+                out.append(contentsOf: name)
+                out.append(UInt8(ascii: ":"))
+                var first = true
+                for header in request.headers where holds(header.name, name) {
+                    if !first { out.append(UInt8(ascii: ",")) }
+                    first = false
+                    appendCanonicalHeaderValue(header.value, to: &out)
+                }
+                out.append(UInt8(ascii: "\n"))
             }
-            out.append(UInt8(ascii: "\n"))
         }
         out.append(UInt8(ascii: "\n"))
-        for (index, name) in signedHeaders.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ";")) }
-            appendUTF8(name, to: &out)
-        }
+        out.append(contentsOf: signedNames)
         out.append(UInt8(ascii: "\n"))
         appendUTF8(request.payloadHash, to: &out)
         return out
+    }
+
+    /// Whether `text` is made of exactly `bytes`: lengths first (most header names differ in length), then the
+    /// bytes in place.
+    @inline(__always)
+    static func holds(_ text: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard text.utf8.count == bytes.count else { return false }
+        return text.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) } ?? text.utf8.elementsEqual(bytes)
     }
 
     /// A string's UTF-8 appended in one copy from its contiguous storage (`append(contentsOf: text.utf8)` goes
@@ -146,19 +159,23 @@ public enum SigV4 {
 
     public static func stringToSign(canonicalRequest: String, amzDate: String, scope: String) -> String {
         String(
-            decoding: stringToSignBytes(canonicalRequest: Array(canonicalRequest.utf8), amzDate: amzDate, scope: scope),
+            decoding: stringToSignBytes(
+                canonicalRequest: Array(canonicalRequest.utf8),
+                amzDate: amzDate,
+                scope: Array(scope.utf8)[...]
+            ),
             as: UTF8.self
         )
     }
 
-    static func stringToSignBytes(canonicalRequest: [UInt8], amzDate: String, scope: some StringProtocol) -> [UInt8] {
+    static func stringToSignBytes(canonicalRequest: [UInt8], amzDate: String, scope: ArraySlice<UInt8>) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(160)
         appendUTF8(algorithm, to: &out)
         out.append(UInt8(ascii: "\n"))
         appendUTF8(amzDate, to: &out)
         out.append(UInt8(ascii: "\n"))
-        appendUTF8(scope, to: &out)
+        out.append(contentsOf: scope)
         out.append(UInt8(ascii: "\n"))
         appendHex(digest: canonicalRequest.withUnsafeBytes { sha256($0) }, to: &out)
         return out
@@ -225,20 +242,6 @@ public enum SigV4 {
                 }
             }
         }
-    }
-
-    /// Whether two strings hold the same UTF-8, compared in place (`==` between a `Substring` and a `String`, or
-    /// `elementsEqual` on their views, goes element by element through generic indices).
-    @inline(__always)
-    static func sameUTF8(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
-        // Lengths first (constant time on native strings): most header names differ in length.
-        guard a.utf8.count == b.utf8.count else { return false }
-        let compared = a.utf8.withContiguousStorageIfAvailable { left in
-            b.utf8.withContiguousStorageIfAvailable { right in
-                left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
-            }
-        }
-        return (compared ?? nil) ?? a.utf8.elementsEqual(b.utf8)
     }
 
     static func appendHex(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {

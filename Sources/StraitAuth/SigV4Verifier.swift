@@ -64,32 +64,31 @@ public struct SigV4Verifier: Sendable {
         let (accessKeyID, date, scopeRegion, scopeService, terminator) = (
             scope[0], scope[1], scope[2], scope[3], scope[4]
         )
-        // Compared as bytes: `==` between a Substring and a String goes through the generic, Unicode-aware path.
-        guard SigV4.sameUTF8(terminator, "aws4_request") else {
+        guard header.holds("aws4_request", at: terminator) else {
             throw Self.error(
                 "InvalidSignatureException",
-                "Credential should be scoped with a valid terminator: 'aws4_request', not '\(terminator)'. "
+                "Credential should be scoped with a valid terminator: 'aws4_request', not '\(header.string(terminator))'. "
             )
         }
-        guard SigV4.sameUTF8(scopeService, service) else {
+        guard header.holds(service, at: scopeService) else {
             throw Self.error(
                 "InvalidSignatureException",
                 "Credential should be scoped to correct service: '\(service)'. "
             )
         }
-        guard SigV4.sameUTF8(scopeRegion, region) else {
+        guard header.holds(region, at: scopeRegion) else {
             throw Self.error(
                 "InvalidSignatureException",
-                "Credential should be scoped to a valid region, not '\(scopeRegion)'. "
+                "Credential should be scoped to a valid region, not '\(header.string(scopeRegion))'. "
             )
         }
-        guard date.utf8.count == 8, SigV4.sameUTF8(Substring(amzDate.utf8.prefix(8)), date) else {
+        guard date.count == 8, header.holds(Substring(amzDate.utf8.prefix(8)), at: date) else {
             throw Self.error(
                 "InvalidSignatureException",
-                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(date)' != '\(amzDate.prefix(8))', from '\(amzDate)'."
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(header.string(date))' != '\(amzDate.prefix(8))', from '\(amzDate)'."
             )
         }
-        let keyID = String(accessKeyID)
+        let keyID = header.string(accessKeyID)
         guard let secret = credentials.secretAccessKey(for: keyID) else {
             throw Self.error("UnrecognizedClientException", "The security token included in the request is invalid.")
         }
@@ -101,19 +100,20 @@ public struct SigV4Verifier: Sendable {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             )
         }
-        let canonical = SigV4.canonicalRequestBytes(request, signedHeaders: header.signedHeaders)
+        let canonical = SigV4.canonicalRequestBytes(request, signedNames: header.bytes[header.signedHeaders])
+        // The scope as signed: the credential after the access key.
         let toSign = SigV4.stringToSignBytes(
             canonicalRequest: canonical,
             amzDate: amzDate,
-            scope: header.credential.utf8.firstIndex(of: UInt8(ascii: "/")).map {
-                Substring(header.credential.utf8[header.credential.utf8.index(after: $0)...])
-            } ?? ""
+            scope: header.bytes[(accessKeyID.upperBound + 1)..<header.credential.upperBound]
         )
-        let day = String(date)
+        let day = header.string(date)
         let derive = { SigV4.signingKey(secret: secret, date: day, region: region, service: service) }
         let mac = keyCache?.hmac(accessKeyID: keyID, date: day, derive: derive) ?? KeyedHMACSHA256(key: derive())
         let matches = toSign.withUnsafeBytes { message in
-            mac.authenticationCode(for: message).withUnsafeBytes { Self.constantTimeHexEqual($0, header.signature) }
+            mac.authenticationCode(for: message).withUnsafeBytes {
+                Self.constantTimeHexEqual($0, header.bytes[header.signature])
+            }
         }
         guard matches else {
             throw Self.error(
@@ -166,9 +166,8 @@ public struct SigV4Verifier: Sendable {
     }
 
     /// Whether `hex` is the lowercase hex form of `bytes`, in time that depends only on the lengths.
-    static func constantTimeHexEqual(_ bytes: UnsafeRawBufferPointer, _ hex: Substring) -> Bool {
-        var hex = hex
-        return hex.withUTF8 { text in
+    static func constantTimeHexEqual(_ bytes: UnsafeRawBufferPointer, _ hex: ArraySlice<UInt8>) -> Bool {
+        hex.withUnsafeBufferPointer { text in
             guard text.count == bytes.count * 2 else { return false }
             var difference: UInt8 = 0
             for (index, byte) in bytes.enumerated() {
@@ -320,15 +319,18 @@ struct KeyedHMACSHA256 {
     }
 }
 
-/// The three parts of an `AWS4-HMAC-SHA256` Authorization header.
-///
-/// Every part is a `Substring` of the header: parsing allocates only the two arrays of parts.
+/// The three parts of an `AWS4-HMAC-SHA256` Authorization header, found in one copy of its bytes: parsing allocates
+/// that copy and the list of the credential's parts, and strings are made only of what is needed as a string.
 struct ParsedAuthorization {
-    let credential: Substring
+    /// The header's bytes; signed header names lower-cased (and, if the list had empty names, the list without them
+    /// appended).
+    let bytes: [UInt8]
+    let credential: Range<Int>
     /// The credential's `/`-separated parts (access key, date, region, service, terminator when well formed).
-    let scope: [Substring]
-    let signedHeaders: [Substring]
-    let signature: Substring
+    let scope: [Range<Int>]
+    /// Lower-case names separated by `;`, none empty: as the canonical request lists them.
+    let signedHeaders: Range<Int>
+    let signature: Range<Int>
 
     init(_ header: String) throws(ServiceError) {
         let prefix = SigV4.algorithm + " "
@@ -339,53 +341,37 @@ struct ParsedAuthorization {
                 "Unsupported AWS 'algorithm': '\(algorithm)'. Use AWS4-HMAC-SHA256."
             )
         }
-        // On the header's contiguous UTF-8 with integer offsets, split on ',' and '=' with spaces trimmed, keeping
-        // only the three fields SigV4 uses: this runs on every invocation.
-        var text = header
-        var malformedPair: String?
-        let ranges = text.withUTF8 { bytes in
-            var fields: (credential: Range<Int>?, signature: Range<Int>?, signedHeaders: Range<Int>?) = (nil, nil, nil)
-            var index = prefix.utf8.count
-            while index < bytes.count {
-                var end = index
-                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-                var first = index
-                var last = end
-                while first < last, bytes[first] == UInt8(ascii: " ") { first += 1 }
-                while last > first, bytes[last - 1] == UInt8(ascii: " ") { last -= 1 }
-                index = end + 1
-                guard first < last else { continue }
-                guard let equals = bytes[first..<last].firstIndex(of: UInt8(ascii: "=")) else {
-                    malformedPair = String(decoding: UnsafeBufferPointer(rebasing: bytes[first..<last]), as: UTF8.self)
-                    break
-                }
-                let key = UnsafeBufferPointer(rebasing: bytes[first..<equals])
-                let value = (equals + 1)..<last
-                if key.elementsEqual("Credential".utf8) {
-                    fields.credential = value
-                } else if key.elementsEqual("Signature".utf8) {
-                    fields.signature = value
-                } else if key.elementsEqual("SignedHeaders".utf8) {
-                    fields.signedHeaders = value
-                }
+        var bytes = Array(header.utf8)
+        // Split on ',' and '=' with spaces trimmed, keeping only the three fields SigV4 uses.
+        var fields: (credential: Range<Int>?, signature: Range<Int>?, signedHeaders: Range<Int>?) = (nil, nil, nil)
+        var index = prefix.utf8.count
+        while index < bytes.count {
+            var end = index
+            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var first = index
+            var last = end
+            while first < last, bytes[first] == UInt8(ascii: " ") { first += 1 }
+            while last > first, bytes[last - 1] == UInt8(ascii: " ") { last -= 1 }
+            index = end + 1
+            guard first < last else { continue }
+            guard let equals = bytes[first..<last].firstIndex(of: UInt8(ascii: "=")) else {
+                throw SigV4Verifier.error(
+                    "IncompleteSignatureException",
+                    "'\(String(decoding: bytes[first..<last], as: UTF8.self))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
+                )
             }
-            return fields
+            let key = bytes[first..<equals]
+            let value = (equals + 1)..<last
+            if key.elementsEqual("Credential".utf8) {
+                fields.credential = value
+            } else if key.elementsEqual("Signature".utf8) {
+                fields.signature = value
+            } else if key.elementsEqual("SignedHeaders".utf8) {
+                fields.signedHeaders = value
+            }
         }
-        if let malformedPair {
-            throw SigV4Verifier.error(
-                "IncompleteSignatureException",
-                "'\(malformedPair)' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
-            )
-        }
-        func part(_ range: Range<Int>?) -> Substring? {
-            range.map { Self.substring(Substring(header), $0) }
-        }
-        let fields = (
-            credential: part(ranges.credential), signature: part(ranges.signature),
-            signedHeaders: part(ranges.signedHeaders)
-        )
         guard let credential = fields.credential, !credential.isEmpty, let signature = fields.signature,
-            !signature.isEmpty, let signed = fields.signedHeaders, !signed.isEmpty
+            !signature.isEmpty, var signed = fields.signedHeaders, !signed.isEmpty
         else {
             var missing: [String] = []
             for (name, value) in [
@@ -399,40 +385,57 @@ struct ParsedAuthorization {
                 missing.joined(separator: " ") + " Authorization=\(header)"
             )
         }
-        let names = Self.parts(of: signed, separator: UInt8(ascii: ";"), omittingEmpty: true).map { name in
-            name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
-                ? Substring(name.lowercased()) : name
+        // Names lower-cased in place; a list with empty names ("a;;b", ";a") is rewritten without them at the end.
+        var hasEmptyName =
+            bytes[signed.lowerBound] == UInt8(ascii: ";") || bytes[signed.upperBound - 1] == UInt8(ascii: ";")
+        for position in signed {
+            let byte = bytes[position]
+            if byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { bytes[position] = byte | 0x20 }
+            if byte == UInt8(ascii: ";"), position > signed.lowerBound, bytes[position - 1] == UInt8(ascii: ";") {
+                hasEmptyName = true
+            }
         }
-        guard names.contains("host") else {
+        if hasEmptyName {
+            let names = bytes[signed].split(separator: UInt8(ascii: ";"))
+            let start = bytes.count
+            for (number, name) in names.enumerated() {
+                if number > 0 { bytes.append(UInt8(ascii: ";")) }
+                bytes.append(contentsOf: name)
+            }
+            signed = start..<bytes.count
+        }
+        var hasHost = false
+        var nameStart = signed.lowerBound
+        for position in signed.lowerBound...signed.upperBound
+        where position == signed.upperBound || bytes[position] == UInt8(ascii: ";") {
+            if bytes[nameStart..<position].elementsEqual("host".utf8) { hasHost = true }
+            nameStart = position + 1
+        }
+        guard hasHost else {
             throw SigV4Verifier.error(
                 "InvalidSignatureException",
                 "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
             )
         }
+        var scope: [Range<Int>] = []
+        scope.reserveCapacity(5)
+        var partStart = credential.lowerBound
+        for position in credential.lowerBound...credential.upperBound
+        where position == credential.upperBound || bytes[position] == UInt8(ascii: "/") {
+            scope.append(partStart..<position)
+            partStart = position + 1
+        }
+        self.bytes = bytes
         self.credential = credential
-        self.scope = Self.parts(of: credential, separator: UInt8(ascii: "/"), omittingEmpty: false)
-        self.signedHeaders = names
+        self.scope = scope
+        self.signedHeaders = signed
         self.signature = signature
     }
 
-    /// `text` split at `separator`, by bytes (a `String` split works on Characters, which is far slower).
-    private static func parts(of text: Substring, separator: UInt8, omittingEmpty: Bool) -> [Substring] {
-        var parts: [Substring] = []
-        var contiguous = text
-        contiguous.withUTF8 { bytes in
-            var start = 0
-            for index in 0...bytes.count where index == bytes.count || bytes[index] == separator {
-                if index > start || !omittingEmpty { parts.append(substring(text, start..<index)) }
-                start = index + 1
-            }
-        }
-        return parts
-    }
+    func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
 
-    /// The part of `text` at UTF-8 offsets `range` from its start (O(1) on a native string).
-    private static func substring(_ text: Substring, _ range: Range<Int>) -> Substring {
-        let utf8 = text.utf8
-        let lower = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
-        return Substring(utf8[lower..<utf8.index(lower, offsetBy: range.count)])
+    /// Whether the bytes at `range` are `text`'s UTF-8.
+    func holds(_ text: some StringProtocol, at range: Range<Int>) -> Bool {
+        range.count == text.utf8.count && bytes[range].elementsEqual(text.utf8)
     }
 }

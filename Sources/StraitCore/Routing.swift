@@ -19,7 +19,11 @@ public final class OutstandingRequests: Sendable {
 }
 
 /// An instance that can take invocations: healthy, in a zone, at an address.
-public struct InstanceRoute: Sendable {
+///
+/// The routing snapshot's types are immutable classes, not structs: a call copies its endpoint, variant and
+/// instance into the closures of its forwarding, and a struct of six strings costs six reference-count updates per
+/// copy where a class costs one.
+public final class InstanceRoute: Sendable {
     public let id: String
     public let zone: String
     public let host: String
@@ -56,7 +60,7 @@ public struct InstanceRoute: Sendable {
 }
 
 /// A production variant as the data plane sees it.
-public struct VariantRoute: Sendable {
+public final class VariantRoute: Sendable {
     public let name: String
     public let weight: Double
     public let strategy: RoutingStrategy
@@ -71,7 +75,7 @@ public struct VariantRoute: Sendable {
 }
 
 /// An endpoint that can be invoked.
-public struct EndpointRoute: Sendable {
+public final class EndpointRoute: Sendable {
     public let name: String
     public let variants: [VariantRoute]
 

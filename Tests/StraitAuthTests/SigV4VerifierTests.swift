@@ -212,10 +212,11 @@ extension TestSigner: CustomTestStringConvertible {
         )
     }
 
-    @Test func signedHeaderNamesAreReadWithoutRegardToCase() throws {
+    @Test(arguments: ["Content-Type;HOST;x-amz-date;X-Amz-Target", ";content-type;;host;x-amz-date;x-amz-target;"])
+    func signedHeaderNamesAreReadWithoutRegardToCaseOrEmptyNames(_ list: String) throws {
         let request = editedAuthorization(
             "SignedHeaders=content-type;host;x-amz-date;x-amz-target",
-            "SignedHeaders=Content-Type;HOST;x-amz-date;X-Amz-Target"
+            "SignedHeaders=" + list
         )
         #expect(try verifier.verify(request) == "AKIDEXAMPLE")
     }
