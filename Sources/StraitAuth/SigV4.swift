@@ -206,10 +206,13 @@ public enum SigV4 {
 
     /// The hash of bytes in place (a request body in its buffer), as lowercase hex.
     public static func hexSHA256(_ bytes: UnsafeRawBufferPointer) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        appendHex(digest: sha256(bytes), to: &out)
-        return String(decoding: out, as: UTF8.self)
+        // Written straight into the string's storage: no array in between.
+        sha256(bytes).withUnsafeBytes { digest in
+            String(unsafeUninitializedCapacity: digest.count * 2) { text in
+                writeHex(digest, to: text, at: 0)
+                return digest.count * 2
+            }
+        }
     }
 
     /// SHA-256 through the non-generic buffer API (no `DataProtocol` dispatch on the hot path).
@@ -235,12 +238,20 @@ public enum SigV4 {
             // Written in place: two `append`s per byte would check capacity and uniqueness 64 times.
             let start = out.count
             out.append(contentsOf: repeatElement(0, count: bytes.count * 2))
-            out.withUnsafeMutableBufferPointer { text in
-                for (index, byte) in bytes.enumerated() {
-                    text[start + 2 * index] = UInt8.lowercaseHexDigit(byte >> 4)
-                    text[start + 2 * index + 1] = UInt8.lowercaseHexDigit(byte & 0x0F)
-                }
-            }
+            out.withUnsafeMutableBufferPointer { writeHex(bytes, to: $0, at: start) }
+        }
+    }
+
+    /// `bytes` as lowercase hex into `text` from `start` (room for two digits per byte).
+    @inline(__always)
+    private static func writeHex(
+        _ bytes: UnsafeRawBufferPointer,
+        to text: UnsafeMutableBufferPointer<UInt8>,
+        at start: Int
+    ) {
+        for (index, byte) in bytes.enumerated() {
+            text[start + 2 * index] = UInt8.lowercaseHexDigit(byte >> 4)
+            text[start + 2 * index + 1] = UInt8.lowercaseHexDigit(byte & 0x0F)
         }
     }
 

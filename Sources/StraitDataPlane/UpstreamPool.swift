@@ -81,11 +81,17 @@ final class UpstreamPool {
 
     /// Keeps a connection whose exchange ended cleanly for the next call to its instance.
     fileprivate func release(_ handler: UpstreamHandler) {
-        if idle[handler.key, default: []].count < maximumIdlePerInstance {
-            idle[handler.key, default: []].append(handler)
-        } else {
-            handler.close()
+        // One lookup of the (long) key: the count and the append in the same access.
+        let kept = modifyIdle(handler.key) { handlers in
+            guard handlers.count < maximumIdlePerInstance else { return false }
+            handlers.append(handler)
+            return true
         }
+        if !kept { handler.close() }
+    }
+
+    private func modifyIdle<Result>(_ key: String, _ body: (inout [UpstreamHandler]) -> Result) -> Result {
+        body(&idle[key, default: []])
     }
 
     /// Drops a connection that closed (the instance closed it, or went away); with the last one, the address.

@@ -26,6 +26,20 @@ import Testing
         #expect(!head.expectsContinue)
     }
 
+    @Test func headerNamesAreLowerCasedKnownOrNot() throws {
+        // Known names in any case, names one letter away from a known one, names of a known one's length.
+        let names = [
+            "HOST", "Hosu", "hosT", "CONTENT-Type", "Content-Typf", "X-Amz-Date", "X-Amz-Datf", "X-Amz-Content-SHA256",
+            "x-amz-content-sha257", "X_Amz-Date", "User-Agent", "AMZ-SDK-Invocation-ID", "X-Custom-Header", "a",
+            "X-Amzn-SageMaker-Target-Container-Hostname",
+        ]
+        let fields = names.enumerated().map { "\($1): \($0)\r\n" }.joined()
+        let head = try #require(try parse("POST / HTTP/1.1\r\n" + fields + "Content-Length: 0\r\n\r\n"))
+        #expect(head.headers.map(\.name) == names.map { $0.lowercased() } + ["content-length"])
+        #expect(head.headers.map(\.value) == names.indices.map(String.init) + ["0"])
+        #expect(head.framing == .length(0))
+    }
+
     @Test func headLengthCoversThroughTheEmptyLine() throws {
         var searched = 0
         let text = "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nNEXT"
