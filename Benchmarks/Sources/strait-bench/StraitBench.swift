@@ -146,6 +146,10 @@ struct StraitBench: AsyncParsableCommand {
             var seconds = Array(repeating: 0.0, count: paths.count)
             var failures = Array(repeating: 0, count: paths.count)
             let before = try await overhead(group: group, api: api)
+            let nginxPIDs = nginxProxy.map { ProcessCPU.withChildren($0.process.processIdentifier) } ?? []
+            let cpuBefore = (
+                strait: ProcessCPU.times([server.process.processIdentifier]), nginx: ProcessCPU.times(nginxPIDs)
+            )
             for _ in 0..<rounds {
                 for (index, path) in paths.enumerated() {
                     let run = try await load(path, requests)
@@ -154,6 +158,9 @@ struct StraitBench: AsyncParsableCommand {
                     failures[index] += run.failures
                 }
             }
+            let cpuAfter = (
+                strait: ProcessCPU.times([server.process.processIdentifier]), nginx: ProcessCPU.times(nginxPIDs)
+            )
             let after = try await overhead(group: group, api: api)
             let stats = paths.indices.map { Stats(latencies[$0], seconds: seconds[$0]) }
             for index in paths.indices { print(stats[index].row(level, paths[index].name, failures[index])) }
@@ -162,16 +169,31 @@ struct StraitBench: AsyncParsableCommand {
             print(Stats.hopRow(level, "hop", z, over: d))
             let nginxHop = stats.count > 2 ? stats[2].p50 - d.p50 : nil
             if stats.count > 2 { print(Stats.hopRow(level, "nginx+", stats[2], over: d)) }
-            let server = after.subtracting(before)
+            let serverSide = after.subtracting(before)
             print(
                 String(
                     format:
                         "      Strait OverheadLatency (server side, from /metrics): p50 ≤ %.0f µs, p99 ≤ %.0f µs, mean %.1f µs",
-                    server.quantile(0.5),
-                    server.quantile(0.99),
-                    server.mean
+                    serverSide.quantile(0.5),
+                    serverSide.quantile(0.99),
+                    serverSide.mean
                 )
             )
+            // Per call of each server's own path in the rounds (the instance serves every path, so it is left out).
+            let calls = Double(rounds * requests)
+            var cpu = String(
+                format: "      CPU per call (user + system, /proc): strait serve %.1f + %.1f µs",
+                (cpuAfter.strait.user - cpuBefore.strait.user) / calls * 1e6,
+                (cpuAfter.strait.system - cpuBefore.strait.system) / calls * 1e6
+            )
+            if !nginxPIDs.isEmpty {
+                cpu += String(
+                    format: "; nginx %.1f + %.1f µs",
+                    (cpuAfter.nginx.user - cpuBefore.nginx.user) / calls * 1e6,
+                    (cpuAfter.nginx.system - cpuBefore.nginx.system) / calls * 1e6
+                )
+            }
+            print(cpu)
             print("")
             if level == 1 {
                 summaries.append(
@@ -189,15 +211,15 @@ struct StraitBench: AsyncParsableCommand {
                 summaries.append(
                     check(
                         "OverheadLatency p50 ≤ 25 µs",
-                        server.quantile(0.5) <= 25,
-                        String(format: "≤ %.0f µs", server.quantile(0.5))
+                        serverSide.quantile(0.5) <= 25,
+                        String(format: "≤ %.0f µs", serverSide.quantile(0.5))
                     )
                 )
                 summaries.append(
                     check(
                         "OverheadLatency p99 ≤ 150 µs",
-                        server.quantile(0.99) <= 150,
-                        String(format: "≤ %.0f µs", server.quantile(0.99))
+                        serverSide.quantile(0.99) <= 150,
+                        String(format: "≤ %.0f µs", serverSide.quantile(0.99))
                     )
                 )
             }
