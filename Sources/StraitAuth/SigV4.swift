@@ -119,10 +119,8 @@ public enum SigV4 {
         if !request.query.isEmpty { appendUTF8(canonicalQuery(request.query), to: &out) }
         out.append(UInt8(ascii: "\n"))
         signedNames.withUnsafeBufferPointer { names in
-            var start = 0
-            for end in 0...names.count where end == names.count || names[end] == UInt8(ascii: ";") {
-                let name = UnsafeBufferPointer(rebasing: names[start..<end])
-                start = end + 1
+            forEachPart(of: names, separatedBy: UInt8(ascii: ";")) { range in
+                let name = UnsafeBufferPointer(rebasing: names[range])
                 out.append(contentsOf: name)
                 out.append(UInt8(ascii: ":"))
                 var first = true
@@ -141,10 +139,24 @@ public enum SigV4 {
         return out
     }
 
+    /// Calls `body` with the range of each part of `bytes` between `separator`s, empty parts included.
+    @inline(__always)
+    static func forEachPart<Bytes: Collection<UInt8>>(
+        of bytes: Bytes,
+        separatedBy separator: UInt8,
+        _ body: (Range<Int>) -> Void
+    ) where Bytes.Index == Int {
+        var start = bytes.startIndex
+        for end in bytes.startIndex...bytes.endIndex where end == bytes.endIndex || bytes[end] == separator {
+            body(start..<end)
+            start = end + 1
+        }
+    }
+
     /// Whether `text` is made of exactly `bytes`: lengths first (most header names differ in length), then the
     /// bytes in place.
     @inline(__always)
-    static func holds(_ text: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    static func holds(_ text: some StringProtocol, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard text.utf8.count == bytes.count else { return false }
         return text.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) } ?? text.utf8.elementsEqual(bytes)
     }
@@ -202,17 +214,11 @@ public enum SigV4 {
         return out
     }
 
-    public static func hexSHA256(_ bytes: [UInt8]) -> String { hex(Array(SHA256.hash(data: bytes))) }
+    public static func hexSHA256(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { hexSHA256($0) } }
 
     /// The hash of bytes in place (a request body in its buffer), as lowercase hex.
     public static func hexSHA256(_ bytes: UnsafeRawBufferPointer) -> String {
-        // Written straight into the string's storage: no array in between.
-        sha256(bytes).withUnsafeBytes { digest in
-            String(unsafeUninitializedCapacity: digest.count * 2) { text in
-                writeHex(digest, to: text, at: 0)
-                return digest.count * 2
-            }
-        }
+        sha256(bytes).withUnsafeBytes { hex($0) }
     }
 
     /// SHA-256 through the non-generic buffer API (no `DataProtocol` dispatch on the hot path).
@@ -222,14 +228,13 @@ public enum SigV4 {
         return hasher.finalize()
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        appendHex(bytes, to: &out)
-        return String(decoding: out, as: UTF8.self)
+    /// `bytes` as lowercase hex, written straight into the string's storage.
+    static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { text in
+            writeHex(bytes, to: text, at: 0)
+            return bytes.count * 2
+        }
     }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// A digest or MAC as lowercase hex, read through its bytes in place (iterating it as a `Sequence` would copy
     /// it into an array first).
@@ -252,15 +257,6 @@ public enum SigV4 {
         for (index, byte) in bytes.enumerated() {
             text[start + 2 * index] = UInt8.lowercaseHexDigit(byte >> 4)
             text[start + 2 * index + 1] = UInt8.lowercaseHexDigit(byte & 0x0F)
-        }
-    }
-
-    static func appendHex(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
-        hexDigits.withUnsafeBufferPointer { digits in
-            for byte in bytes {
-                out.append(digits[Int(byte >> 4)])
-                out.append(digits[Int(byte & 0x0F)])
-            }
         }
     }
 

@@ -52,7 +52,7 @@ public struct SigV4Verifier: Sendable {
             throw Self.error("IncompleteSignatureException", "The request has more than one Authorization header.")
         }
         let header = try ParsedAuthorization(authorization)
-        let amzDate = try requestDate(request, authorization: authorization)
+        let (amzDate, signedAt) = try requestDate(request, authorization: authorization)
 
         let scope = header.scope
         guard scope.count == 5, !scope[0].isEmpty else {
@@ -82,7 +82,8 @@ public struct SigV4Verifier: Sendable {
                 "Credential should be scoped to a valid region, not '\(header.string(scopeRegion))'. "
             )
         }
-        guard date.count == 8, header.holds(Substring(amzDate.utf8.prefix(8)), at: date) else {
+        // amzDate is ASCII and 16 long (checked, or formatted, by requestDate).
+        guard header.holds(amzDate.prefix(8), at: date) else {
             throw Self.error(
                 "InvalidSignatureException",
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(header.string(date))' != '\(amzDate.prefix(8))', from '\(amzDate)'."
@@ -92,7 +93,7 @@ public struct SigV4Verifier: Sendable {
         guard let secret = credentials.secretAccessKey(for: keyID) else {
             throw Self.error("UnrecognizedClientException", "The security token included in the request is invalid.")
         }
-        try checkSkew(amzDate)
+        try checkSkew(signedAt, amzDate: amzDate)
 
         if let declared = request.first("x-amz-content-sha256").value, declared != request.payloadHash {
             throw Self.error(
@@ -124,18 +125,22 @@ public struct SigV4Verifier: Sendable {
         return keyID
     }
 
-    private func requestDate(_ request: SignableRequest, authorization: String) throws(ServiceError) -> String {
+    /// The request's date as SigV4 signs it (`yyyyMMdd'T'HHmmss'Z'`) and as an instant, parsed once.
+    private func requestDate(
+        _ request: SignableRequest,
+        authorization: String
+    ) throws(ServiceError) -> (text: String, instant: Date) {
         if let amzDate = request.first("x-amz-date").value {
-            guard Self.parseAmzDate(amzDate) != nil else {
+            guard let instant = Self.parseAmzDate(amzDate) else {
                 throw Self.error(
                     "IncompleteSignatureException",
                     "Date must be in ISO-8601 'basic format'. Got '\(amzDate)'. See http://en.wikipedia.org/wiki/ISO_8601"
                 )
             }
-            return amzDate
+            return (amzDate, instant)
         }
         if let date = request.first("date").value, let parsed = Self.parseHTTPDate(date) {
-            return Self.formatAmzDate(parsed)
+            return (Self.formatAmzDate(parsed), parsed)
         }
         throw Self.error(
             "IncompleteSignatureException",
@@ -143,8 +148,7 @@ public struct SigV4Verifier: Sendable {
         )
     }
 
-    private func checkSkew(_ amzDate: String) throws(ServiceError) {
-        guard let signed = Self.parseAmzDate(amzDate) else { return }
+    private func checkSkew(_ signed: Date, amzDate: String) throws(ServiceError) {
         let now = clock.now()
         let minutes = Int(allowedSkew / 60)
         if signed < now.addingTimeInterval(-allowedSkew) {
@@ -386,14 +390,14 @@ struct ParsedAuthorization {
             )
         }
         // Names lower-cased in place; a list with empty names ("a;;b", ";a") is rewritten without them at the end.
-        var hasEmptyName =
-            bytes[signed.lowerBound] == UInt8(ascii: ";") || bytes[signed.upperBound - 1] == UInt8(ascii: ";")
-        for position in signed {
-            let byte = bytes[position]
-            if byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") { bytes[position] = byte | 0x20 }
-            if byte == UInt8(ascii: ";"), position > signed.lowerBound, bytes[position - 1] == UInt8(ascii: ";") {
-                hasEmptyName = true
-            }
+        for position in signed where bytes[position] >= UInt8(ascii: "A") && bytes[position] <= UInt8(ascii: "Z") {
+            bytes[position] |= 0x20
+        }
+        var hasEmptyName = false
+        var hasHost = false
+        SigV4.forEachPart(of: bytes[signed], separatedBy: UInt8(ascii: ";")) { name in
+            if name.isEmpty { hasEmptyName = true }
+            if bytes[name].elementsEqual("host".utf8) { hasHost = true }
         }
         if hasEmptyName {
             let names = bytes[signed].split(separator: UInt8(ascii: ";"))
@@ -404,13 +408,6 @@ struct ParsedAuthorization {
             }
             signed = start..<bytes.count
         }
-        var hasHost = false
-        var nameStart = signed.lowerBound
-        for position in signed.lowerBound...signed.upperBound
-        where position == signed.upperBound || bytes[position] == UInt8(ascii: ";") {
-            if bytes[nameStart..<position].elementsEqual("host".utf8) { hasHost = true }
-            nameStart = position + 1
-        }
         guard hasHost else {
             throw SigV4Verifier.error(
                 "InvalidSignatureException",
@@ -419,12 +416,7 @@ struct ParsedAuthorization {
         }
         var scope: [Range<Int>] = []
         scope.reserveCapacity(5)
-        var partStart = credential.lowerBound
-        for position in credential.lowerBound...credential.upperBound
-        where position == credential.upperBound || bytes[position] == UInt8(ascii: "/") {
-            scope.append(partStart..<position)
-            partStart = position + 1
-        }
+        SigV4.forEachPart(of: bytes[credential], separatedBy: UInt8(ascii: "/")) { scope.append($0) }
         self.bytes = bytes
         self.credential = credential
         self.scope = scope
@@ -436,6 +428,6 @@ struct ParsedAuthorization {
 
     /// Whether the bytes at `range` are `text`'s UTF-8.
     func holds(_ text: some StringProtocol, at range: Range<Int>) -> Bool {
-        range.count == text.utf8.count && bytes[range].elementsEqual(text.utf8)
+        bytes.withUnsafeBufferPointer { SigV4.holds(text, UnsafeBufferPointer(rebasing: $0[range])) }
     }
 }

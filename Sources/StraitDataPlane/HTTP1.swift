@@ -423,7 +423,8 @@ public enum HTTP1 {
         }
 
         /// Adds a piece. A body that arrives whole is kept as the slice it came in (no copy); one in pieces is
-        /// gathered in a buffer sized by `expected` (the declared length, when there is one).
+        /// gathered in a buffer sized by `expected` (the declared length, when there is one), but at most 64 KiB ahead
+        /// of what has arrived.
         public mutating func append(
             _ slice: inout ByteBuffer,
             last: Bool,

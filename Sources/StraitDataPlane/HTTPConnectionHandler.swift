@@ -89,7 +89,8 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         case body
         /// The request is complete and its response not yet written.
         case responding
-        /// A response with `connection: close` was written, or the peer went away: nothing more is read.
+        /// A response with `connection: close` was written, or the peer went away: what still arrives is dropped
+        /// until ``closeGently(_:)`` closes the connection.
         case closed
     }
 
@@ -166,12 +167,12 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// Holds reads back while a response is pending and the next requests' bytes pile up.
     public func read(context: ChannelHandlerContext) {
         switch phase {
-        case .responding, .closed:
+        case .responding:
             if (input?.readableBytes ?? 0) >= HTTP1.maximumHeadSize {
                 readHeld = true
                 return
             }
-        case .head, .body:
+        case .head, .body, .closed:
             break
         }
         context.read()
@@ -358,7 +359,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Writes a response (`head`, then `body` if given) and moves to the next request: pipelined bytes are read at
-    /// once; with `keepAlive` false the connection closes once the response is out.
+    /// once; with `keepAlive` false the connection closes gently once the response is out (``closeGently(_:)``).
     func finish(_ head: ByteBuffer, body: ByteBuffer?, keepAlive: Bool, context: ChannelHandlerContext) {
         activity.requestFinished()
         guard case .responding = phase else {

@@ -273,9 +273,9 @@ extension HTTPConnectionHandler {
             let original = String(decoding: body.readableBytesView.prefix(4096), as: UTF8.self)
             error = modelError(status: head.status, original: original, route: route)
         case .connectFailed, .staleConnection:
-            // A failed connect rules the instance out for this call. A stale kept-alive connection does not (the
-            // instance may only have closed an idle connection): the call is tried once more on a fresh one,
-            // recorded as a "~id" entry that excludes nothing.
+            // A failed connect rules the instance out for this call. A stale connection does not (the instance may
+            // only have closed an idle kept-alive connection, or a new one was reset at once): the call is tried once
+            // more on a fresh one, recorded as a "~id" entry that excludes nothing.
             let staleRetried = tried.contains { $0.hasPrefix("~") }
             let retry: String
             if case .staleConnection = outcome, !staleRetried {

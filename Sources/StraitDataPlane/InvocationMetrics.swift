@@ -79,36 +79,18 @@ struct SeriesKey: Hashable {
 
 /// One event loop's metrics; only touched on its loop, merged on scrape.
 struct LoopMetrics {
-    private var settled: [SeriesKey: InvocationSeries] = [:]
-    /// The series the last call went to, outside the dictionary while calls keep going to it: comparing its key's
-    /// three strings (usually the very same strings, from the routing snapshot) costs less than hashing them.
-    private var recent: (key: SeriesKey, series: InvocationSeries)?
+    var series: [SeriesKey: InvocationSeries] = [:]
     /// Failures before an endpoint was known (bad signature, unknown endpoint…), by HTTP status class.
     var unroutedClientErrors: UInt64 = 0
     var unroutedServerErrors: UInt64 = 0
 
-    var series: [SeriesKey: InvocationSeries] {
-        guard let recent else { return settled }
-        var all = settled
-        all[recent.key, default: InvocationSeries()].merge(recent.series)
-        return all
-    }
-
     mutating func record(_ record: InvocationRecord) {
-        if let key = recent?.key, key.endpoint == record.endpoint, key.variant == record.variant,
-            key.zone == record.zone
-        {
-            recent?.series.add(record)
-            return
-        }
-        if let recent { settled[recent.key, default: InvocationSeries()].merge(recent.series) }
-        var series = InvocationSeries()
-        series.add(record)
-        recent = (SeriesKey(endpoint: record.endpoint, variant: record.variant, zone: record.zone), series)
+        let key = SeriesKey(endpoint: record.endpoint, variant: record.variant, zone: record.zone)
+        series[key, default: InvocationSeries()].add(record)
     }
 
     mutating func merge(_ other: LoopMetrics) {
-        for (key, series) in other.series { settled[key, default: InvocationSeries()].merge(series) }
+        for (key, series) in other.series { self.series[key, default: InvocationSeries()].merge(series) }
         unroutedClientErrors += other.unroutedClientErrors
         unroutedServerErrors += other.unroutedServerErrors
     }

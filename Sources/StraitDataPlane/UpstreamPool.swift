@@ -4,12 +4,14 @@ import NIOPosix
 /// What came back from an instance.
 enum UpstreamOutcome {
     case response(HTTP1.ResponseHead, ByteBuffer)
-    /// No connection could be made: nothing was sent, so another instance may take the call.
+    /// No connection could be made, or the request's write failed on a new one: the request did not reach the
+    /// instance whole, so another instance may take the call.
     case connectFailed
     /// The connection broke after the request was (perhaps) written: the call must not be repeated.
     case broken
     /// A kept-alive connection turned out closed by the instance before a byte of the answer came (the instance
-    /// went away, or closed the idle connection as the request went out): treated like a failed connect.
+    /// went away, or closed the idle connection as the request went out), or a new one was reset at once with
+    /// nothing received (an instance on its way out): the call is tried once more, on a fresh connection.
     case staleConnection
     case timedOut
     /// The instance's answer is larger than SageMaker's payload limit.
@@ -81,17 +83,11 @@ final class UpstreamPool {
 
     /// Keeps a connection whose exchange ended cleanly for the next call to its instance.
     fileprivate func release(_ handler: UpstreamHandler) {
-        // One lookup of the (long) key: the count and the append in the same access.
-        let kept = modifyIdle(handler.key) { handlers in
-            guard handlers.count < maximumIdlePerInstance else { return false }
-            handlers.append(handler)
-            return true
+        if idle[handler.key, default: []].count < maximumIdlePerInstance {
+            idle[handler.key, default: []].append(handler)
+        } else {
+            handler.close()
         }
-        if !kept { handler.close() }
-    }
-
-    private func modifyIdle<Result>(_ key: String, _ body: (inout [UpstreamHandler]) -> Result) -> Result {
-        body(&idle[key, default: []])
     }
 
     /// Drops a connection that closed (the instance closed it, or went away); with the last one, the address.
@@ -136,8 +132,6 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     /// The instance reset the connection (ECONNRESET, EPIPE).
     private var resetByPeer = false
-    /// Exchanges started on this connection, so a write's outcome is recorded against its own exchange.
-    private var exchanges = 0
 
     init(pool: UpstreamPool, key: String) {
         self.pool = pool
@@ -176,17 +170,14 @@ final class UpstreamHandler: ChannelInboundHandler {
         armTimer(context.eventLoop)
         requestWrite = .pending
         resetByPeer = false
-        exchanges &+= 1
         // A request whose write fails never reached the instance whole: it can go to another instance. One that is
         // still being written when the answer is complete (an instance that answered without reading it all)
-        // leaves the connection unfit for another request.
+        // leaves the connection unfit for another request — so a connection is reused only once its write has
+        // succeeded, and the outcome set here is always this exchange's.
         let written = context.eventLoop.makePromise(of: Void.self)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let exchange = exchanges
         written.futureResult.whenComplete { result in
-            let handler = bound.value
-            guard handler.exchanges == exchange else { return }  // a later exchange's write is not this one's
-            handler.requestWrite = if case .success = result { .written } else { .failed }
+            bound.value.requestWrite = if case .success = result { .written } else { .failed }
         }
         if let body {
             context.write(wrapOutboundOut(request), promise: nil)

@@ -120,7 +120,7 @@ func runLoad(
     }
     try await run.done.futureResult.get()
     let elapsed = clock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let seconds = elapsed / .seconds(1)
     return try await eventLoop.submit { (run.latencies, run.failures, seconds) }.get()
 }
 

@@ -90,7 +90,8 @@ final class NginxProxy {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// A loopback port nothing listens on now (bound to port 0, then released).
+    /// A loopback port nothing listens on now (bound to port 0, then released). The twin of
+    /// `ProcessReconciler.freePort(on:)`, which this package cannot import (StraitSupervisor is not a product).
     private static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket() failed") }

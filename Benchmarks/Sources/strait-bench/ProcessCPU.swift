@@ -34,7 +34,8 @@ enum ProcessCPU {
     }
 
     /// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces): state, ppid, …; utime and
-    /// stime are the 12th and 13th of these.
+    /// stime are the 12th and 13th of these. (`OrphanReaper` reads the same file the same way; it is not in a
+    /// product this package can import.)
     private static func statFields(_ pid: Int32) -> [String]? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = text.lastIndex(of: ")")

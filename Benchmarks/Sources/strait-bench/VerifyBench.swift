@@ -47,7 +47,7 @@ enum VerifyBench {
             let start = clock.now
             for _ in 0..<calls { try once() }
             let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed / .seconds(1)
             rounds.append(seconds / Double(calls) * 1e9)
         }
         rounds.sort()
