@@ -38,7 +38,18 @@ struct StraitBench: AsyncParsableCommand {
     @Option(help: "Only time SigV4 verification, this many calls per round, in-process (no server started).")
     var verifyOnly: Int?
 
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Also measure a bare SwiftNIO byte forwarder to the same instance (the floor of a NIO proxy hop: no parsing, signing or routing)."
+    )
+    var nioFloor = true
+
+    @Option(help: .hidden)
+    var bareProxyServe: String?
+
     func run() async throws {
+        if let bareProxyServe { try BareProxy.serve(bareProxyServe) }
         let levels = concurrency.split(separator: ",").compactMap { Int($0) }
         guard !levels.isEmpty, requests > 0, rounds > 0 else { throw ValidationError("Nothing to run.") }
         if let verifyOnly {
@@ -116,6 +127,13 @@ struct StraitBench: AsyncParsableCommand {
             nginxHead.headers.replaceOrAdd(name: "host", value: "127.0.0.1:\(nginxProxy.port)")
             paths.append(Path(name: "nginx", host: "127.0.0.1", port: nginxProxy.port, head: nginxHead))
         }
+        let bareProxy = nioFloor ? try BareProxy.start(upstream: instance) : nil
+        defer { bareProxy?.stop() }
+        if let bareProxy {
+            var bareHead = directHead
+            bareHead.headers.replaceOrAdd(name: "host", value: "127.0.0.1:\(bareProxy.port)")
+            paths.append(Path(name: "nio", host: "127.0.0.1", port: bareProxy.port, head: bareHead))
+        }
 
         print(
             "Strait overhead benchmark: strait/echo, \(payload)-byte body, \(requests) requests per run, \(rounds) interleaved rounds"
@@ -123,6 +141,7 @@ struct StraitBench: AsyncParsableCommand {
         print(
             "instance \(instance.host):\(instance.port) (direct) vs zonal endpoint \(zone.host):\(zone.port)"
                 + (nginxProxy.map { " vs nginx proxy 127.0.0.1:\($0.port)" } ?? " (no nginx found: no reference hop)")
+                + (bareProxy.map { " vs bare NIO forwarder 127.0.0.1:\($0.port)" } ?? "")
                 + "; client: 1 event loop"
         )
         print("")
@@ -145,11 +164,14 @@ struct StraitBench: AsyncParsableCommand {
             var latencies = Array(repeating: [Int64](), count: paths.count)
             var seconds = Array(repeating: 0.0, count: paths.count)
             var failures = Array(repeating: 0, count: paths.count)
-            let before = try await overhead(group: group, api: api)
-            let nginxPIDs = nginxProxy.map { ProcessCPU.withChildren($0.process.processIdentifier) } ?? []
-            let cpuBefore = (
-                strait: ProcessCPU.times([server.process.processIdentifier]), nginx: ProcessCPU.times(nginxPIDs)
-            )
+            let before = try await serverHistograms(group: group, api: api)
+            // The servers whose CPU per call is printed (the instance serves every path, so it is left out).
+            var servers: [(name: String, pids: [Int32])] = [("strait serve", [server.process.processIdentifier])]
+            if let nginxProxy {
+                servers.append(("nginx", ProcessCPU.withChildren(nginxProxy.process.processIdentifier)))
+            }
+            if let bareProxy { servers.append(("NIO forwarder", [bareProxy.process.processIdentifier])) }
+            let cpuBefore = servers.map { ProcessCPU.times($0.pids) }
             for _ in 0..<rounds {
                 for (index, path) in paths.enumerated() {
                     let run = try await load(path, requests)
@@ -158,18 +180,20 @@ struct StraitBench: AsyncParsableCommand {
                     failures[index] += run.failures
                 }
             }
-            let cpuAfter = (
-                strait: ProcessCPU.times([server.process.processIdentifier]), nginx: ProcessCPU.times(nginxPIDs)
-            )
-            let after = try await overhead(group: group, api: api)
+            let cpuAfter = servers.map { ProcessCPU.times($0.pids) }
+            let after = try await serverHistograms(group: group, api: api)
             let stats = paths.indices.map { Stats(latencies[$0], seconds: seconds[$0]) }
             for index in paths.indices { print(stats[index].row(level, paths[index].name, failures[index])) }
             let d = stats[0]
             let z = stats[1]
             print(Stats.hopRow(level, "hop", z, over: d))
-            let nginxHop = stats.count > 2 ? stats[2].p50 - d.p50 : nil
-            if stats.count > 2 { print(Stats.hopRow(level, "nginx+", stats[2], over: d)) }
-            let serverSide = after.subtracting(before)
+            var nginxHop: Double?
+            for index in paths.indices.dropFirst(2) {
+                print(Stats.hopRow(level, paths[index].name + "+", stats[index], over: d))
+                if paths[index].name == "nginx" { nginxHop = stats[index].p50 - d.p50 }
+            }
+            let serverSide = after.overhead.subtracting(before.overhead)
+            let model = after.model.subtracting(before.model)
             print(
                 String(
                     format:
@@ -179,21 +203,25 @@ struct StraitBench: AsyncParsableCommand {
                     serverSide.mean
                 )
             )
-            // Per call of each server's own path in the rounds (the instance serves every path, so it is left out).
-            let calls = Double(rounds * requests)
-            var cpu = String(
-                format: "      CPU per call (user + system, /proc): strait serve %.1f + %.1f µs",
-                (cpuAfter.strait.user - cpuBefore.strait.user) / calls * 1e6,
-                (cpuAfter.strait.system - cpuBefore.strait.system) / calls * 1e6
-            )
-            if !nginxPIDs.isEmpty {
-                cpu += String(
-                    format: "; nginx %.1f + %.1f µs",
-                    (cpuAfter.nginx.user - cpuBefore.nginx.user) / calls * 1e6,
-                    (cpuAfter.nginx.system - cpuBefore.nginx.system) / calls * 1e6
+            print(
+                String(
+                    format:
+                        "      ModelLatency (Strait's write to the instance → its answer): p50 ≤ %.0f µs, mean %.1f µs",
+                    model.quantile(0.5),
+                    model.mean
                 )
+            )
+            // Per call of each server's own path in the rounds.
+            let calls = Double(rounds * requests)
+            let perCall = servers.indices.map { index in
+                servers[index].name
+                    + String(
+                        format: " %.1f + %.1f µs",
+                        (cpuAfter[index].user - cpuBefore[index].user) / calls * 1e6,
+                        (cpuAfter[index].system - cpuBefore[index].system) / calls * 1e6
+                    )
             }
-            print(cpu)
+            print("      CPU per call (user + system, /proc): " + perCall.joined(separator: "; "))
             print("")
             if level == 1 {
                 summaries.append(
@@ -240,13 +268,20 @@ struct StraitBench: AsyncParsableCommand {
         "\(ok ? "met    " : "NOT MET") \(name): \(value)"
     }
 
-    /// The OverheadLatency histogram of the bench endpoint, summed over zones.
-    func overhead(group: MultiThreadedEventLoopGroup, api: (host: String, port: Int)) async throws -> Histogram {
+    /// The OverheadLatency and ModelLatency histograms of the bench endpoint, summed over zones.
+    func serverHistograms(
+        group: MultiThreadedEventLoopGroup,
+        api: (host: String, port: Int)
+    ) async throws -> (overhead: Histogram, model: Histogram) {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "\(api.host):\(api.port)")
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/metrics", headers: headers)
         let (_, body) = try await request(group: group, host: api.host, port: api.port, head: head, body: [])
-        return Histogram(prometheus: String(decoding: body, as: UTF8.self), name: "OverheadLatency", endpoint: "bench")
+        let text = String(decoding: body, as: UTF8.self)
+        return (
+            Histogram(prometheus: text, name: "OverheadLatency", endpoint: "bench"),
+            Histogram(prometheus: text, name: "ModelLatency", endpoint: "bench")
+        )
     }
 }
 
