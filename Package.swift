@@ -111,7 +111,7 @@ let package = Package(
             name: "StraitDataPlaneTests",
             dependencies: [
                 "StraitDataPlane", "StraitCore", .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -264,9 +264,8 @@ public enum SigV4 {
     /// percent-encoded (so an already-encoded path is encoded again, as AWS does for every service but S3).
     static func appendCanonicalURI(_ path: String, to out: inout [UInt8]) {
         let start = out.count
-        // Where each kept segment begins in `out` (after its slash), so `..` can drop the last one. On the path's
-        // contiguous UTF-8 with integer offsets: this runs on every request.
-        var segmentStarts: [Int] = []
+        // On the path's contiguous UTF-8 with integer offsets: this runs on every request. Each kept segment starts
+        // with the only unencoded `/` in it, so `..` drops from the last `/` written since `start`.
         var path = path
         path.withUTF8 { bytes in
             var index = 0
@@ -277,11 +276,10 @@ public enum SigV4 {
                 index = end + 1
                 if segment.isEmpty || (segment.count == 1 && segment[0] == UInt8(ascii: ".")) { continue }
                 if segment.count == 2, segment[0] == UInt8(ascii: "."), segment[1] == UInt8(ascii: ".") {
-                    if let last = segmentStarts.popLast() { out.removeSubrange((last - 1)...) }
+                    if let last = out[start...].lastIndex(of: UInt8(ascii: "/")) { out.removeSubrange(last...) }
                     continue
                 }
                 out.append(UInt8(ascii: "/"))
-                segmentStarts.append(out.count)
                 appendURIEncoded(segment, to: &out)
             }
         }

@@ -75,6 +75,27 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     private var timingNextByte = true
     /// What the current invocation adds to the metrics once its answer is written.
     var pendingRecord: PendingRecord?
+    /// The invocation sent to an instance and waiting for its answer.
+    var inFlight: InFlightCall?
+    /// The last small buffer this connection wrote (a response, or a request to an instance): once NIO has written
+    /// and dropped it, the next one is built on its storage instead of a new allocation.
+    private var spare: ByteBuffer?
+    /// Buffers larger than this are not kept between calls.
+    private static let spareCapacity = 4096
+
+    /// What a forwarded call needs again when its instance answers (kept here rather than in a closure per call).
+    struct InFlightCall {
+        var request: Request
+        var route: EndpointRoute
+        var variant: VariantRoute
+        var instance: InstanceRoute
+        var requestID: String
+        var close: Bool
+        /// The listener connection's context, held until the answer is written even if the caller left meanwhile.
+        var context: ChannelHandlerContext
+        var tried: [String]
+        var modelStart: NIODeadline
+    }
 
     struct PendingRecord {
         var endpoint: String
@@ -358,6 +379,20 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in Self.closeGently(channel) }
     }
 
+    /// An empty buffer with room for `capacity` bytes: the spare one when NIO no longer holds it (clearing a buffer
+    /// that is still referenced elsewhere copies nothing and allocates, as a new one would).
+    func outputBuffer(capacity: Int, context: ChannelHandlerContext) -> ByteBuffer {
+        guard var buffer = spare else { return context.channel.allocator.buffer(capacity: capacity) }
+        spare = nil
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
+    }
+
+    /// Keeps a buffer just handed to NIO for the next ``outputBuffer(capacity:context:)``.
+    func keepSpare(_ buffer: ByteBuffer) {
+        if buffer.capacity <= Self.spareCapacity { spare = buffer }
+    }
+
     /// Writes a response (`head`, then `body` if given) and moves to the next request: pipelined bytes are read at
     /// once; with `keepAlive` false the connection closes gently once the response is out (``closeGently(_:)``).
     func finish(_ head: ByteBuffer, body: ByteBuffer?, keepAlive: Bool, context: ChannelHandlerContext) {
@@ -370,6 +405,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         let last = wrapOutboundOut(body ?? head)
         if keepAlive {
             context.writeAndFlush(last, promise: nil)
+            keepSpare(head)
         } else {
             let channel = context.channel
             context.writeAndFlush(last).whenComplete { _ in Self.closeGently(channel) }

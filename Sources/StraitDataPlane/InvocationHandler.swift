@@ -5,7 +5,7 @@ import StraitCore
 /// InvokeEndpoint on raw SwiftNIO: `POST /endpoints/{EndpointName}/invocations`, authenticated with SigV4, routed by
 /// the event loop's snapshot and forwarded over a pooled connection on the same loop, with no hop into Swift
 /// concurrency. The connection's framing is ``HTTPConnectionHandler``'s; this is what it does with an invocation.
-extension HTTPConnectionHandler {
+extension HTTPConnectionHandler: UpstreamClient {
     /// The endpoint name of an InvokeEndpoint path, or nil if the path is something else.
     static func invocationEndpoint(_ uri: String) -> Substring? {
         // On the UTF-8 view: this runs on every request.
@@ -175,7 +175,7 @@ extension HTTPConnectionHandler {
         }
         let instance = variant.instances[instanceIndex]
         let bodySize = request.body.bytes?.readableBytes ?? 0
-        var upstream = context.channel.allocator.buffer(capacity: 256 + (bodySize <= 65536 ? bodySize : 0))
+        var upstream = outputBuffer(capacity: 256 + (bodySize <= 65536 ? bodySize : 0), context: context)
         upstream.writeStaticString("POST /invocations HTTP/1.1\r\n")
         Self.writeHeader(&upstream, "host", instance.hostHeader)
         Self.writeHeader(&upstream, "content-length", String(bodySize))
@@ -189,7 +189,17 @@ extension HTTPConnectionHandler {
             if bodySize <= 65536 { upstream.writeBuffer(&body) } else { separateBody = body }
         }
         instance.outstanding.increment()
-        let modelStart = NIODeadline.now()
+        inFlight = InFlightCall(
+            request: request,
+            route: route,
+            variant: variant,
+            instance: instance,
+            requestID: requestID,
+            close: close,
+            context: context,
+            tried: tried,
+            modelStart: NIODeadline.now()
+        )
         loop.pool.send(
             host: instance.host,
             port: instance.port,
@@ -197,33 +207,40 @@ extension HTTPConnectionHandler {
             unixSocket: instance.unixSocket,
             request: upstream,
             body: separateBody,
-            timeout: dataPlane.invocationTimeout
-        ) { [self] outcome in
-            instance.outstanding.decrement()
-            switch outcome {
-            case .connectFailed, .staleConnection:
-                break  // the call moves to another instance; that one is what the metrics count
-            default:
-                pendingRecord = PendingRecord(
-                    endpoint: route.name,
-                    variant: variant.name,
-                    zone: instance.zone,
-                    modelLatency: (NIODeadline.now() - modelStart).nanoseconds / 1000,
-                    result: .success
-                )
-            }
-            complete(
-                request,
-                outcome: outcome,
-                route: route,
-                variant: variant.name,
-                instance: instance,
-                requestID: requestID,
-                close: close,
-                context: context,
-                tried: tried
+            timeout: dataPlane.invocationTimeout,
+            client: self
+        )
+        keepSpare(upstream)
+    }
+
+    /// The instance's answer to the call in flight (or why there is none).
+    func upstreamFinished(_ outcome: UpstreamOutcome) {
+        guard let call = inFlight else { return }
+        inFlight = nil
+        call.instance.outstanding.decrement()
+        switch outcome {
+        case .connectFailed, .staleConnection:
+            break  // the call moves to another instance; that one is what the metrics count
+        default:
+            pendingRecord = PendingRecord(
+                endpoint: call.route.name,
+                variant: call.variant.name,
+                zone: call.instance.zone,
+                modelLatency: (NIODeadline.now() - call.modelStart).nanoseconds / 1000,
+                result: .success
             )
         }
+        complete(
+            call.request,
+            outcome: outcome,
+            route: call.route,
+            variant: call.variant.name,
+            instance: call.instance,
+            requestID: call.requestID,
+            close: call.close,
+            context: call.context,
+            tried: call.tried
+        )
     }
 
     /// A cheap first look: the length of every header InvokeEndpoint reads (content-type 12, accept 6, the
@@ -260,7 +277,7 @@ extension HTTPConnectionHandler {
         switch outcome {
         case .response(let head, let body) where (200..<300).contains(head.status):
             let keepAlive = request.head.keepAlive && !close
-            var out = context.channel.allocator.buffer(capacity: 256)
+            var out = outputBuffer(capacity: 256, context: context)
             Self.writeStatusLine(&out, minorVersion: request.head.minorVersion, status: 200)
             if let contentType = head.first("content-type") { Self.writeHeader(&out, "content-type", contentType) }
             Self.writeHeader(&out, "x-Amzn-Invoked-Production-Variant", variant)

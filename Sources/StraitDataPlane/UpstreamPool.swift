@@ -20,21 +20,28 @@ enum UpstreamOutcome {
     case malformed(String)
 }
 
+/// Who an upstream exchange answers, on the event loop of its connection: the listener's connection handler whose
+/// call it is. A class-bound delegate rather than a completion closure, so a forwarded call allocates no closure
+/// context and no box for what the closure would capture.
+protocol UpstreamClient: AnyObject {
+    func upstreamFinished(_ outcome: UpstreamOutcome)
+}
+
 /// Kept-alive HTTP/1.1 connections to instances, for one event loop: connections are made on that loop, so a
 /// forwarded call never leaves it.
 // Confined to `eventLoop` (owned by a LoopContext).
 final class UpstreamPool {
     private let eventLoop: any EventLoop
     /// Idle connections by instance address (`host:port` or the Unix socket's path).
-    private var idle: [String: [UpstreamHandler]] = [:]
+    private var idle: [String: IdleConnections] = [:]
     /// Idle connections kept per instance.
     private let maximumIdlePerInstance = 64
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
     /// Sends one request — `request` (the head, and the body when small), then `body` if given — to the instance at
-    /// `hostHeader` (`host:port`) or its Unix socket, on a pooled or new connection, and calls `completion` with the
-    /// outcome on this loop.
+    /// `hostHeader` (`host:port`) or its Unix socket, on a pooled or new connection, and tells `client` the outcome
+    /// on this loop (possibly before this returns).
     func send(
         host: String,
         port: Int,
@@ -43,17 +50,19 @@ final class UpstreamPool {
         request: ByteBuffer,
         body: ByteBuffer?,
         timeout: TimeAmount,
-        completion: @escaping (UpstreamOutcome) -> Void
+        client: any UpstreamClient
     ) {
         eventLoop.assertInEventLoop()
         let key = unixSocket ?? hostHeader
-        while let handler = idle[key]?.popLast() {
-            if handler.isUsable {
-                handler.exchange(request, body: body, timeout: timeout, reused: true, completion: completion)
-                return
+        if let connections = idle[key] {
+            while let handler = connections.handlers.popLast() {
+                if handler.isUsable {
+                    handler.exchange(request, body: body, timeout: timeout, reused: true, client: client)
+                    return
+                }
             }
         }
-        let pending = NIOLoopBound((self, completion), eventLoop: eventLoop)
+        let pending = NIOLoopBound((self, client), eventLoop: eventLoop)
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(2))
             .channelInitializer { channel in
@@ -69,22 +78,29 @@ final class UpstreamPool {
             connected = bootstrap.connect(host: host, port: port)
         }
         connected.whenComplete { result in
-            let completion = pending.value.1
+            let client = pending.value.1
             guard case .success(let channel) = result,
                 let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
             else {
                 if case .success(let channel) = result { channel.close(promise: nil) }
-                completion(.connectFailed)
+                client.upstreamFinished(.connectFailed)
                 return
             }
-            handler.exchange(request, body: body, timeout: timeout, reused: false, completion: completion)
+            handler.exchange(request, body: body, timeout: timeout, reused: false, client: client)
         }
     }
 
     /// Keeps a connection whose exchange ended cleanly for the next call to its instance.
     fileprivate func release(_ handler: UpstreamHandler) {
-        if idle[handler.key, default: []].count < maximumIdlePerInstance {
-            idle[handler.key, default: []].append(handler)
+        let connections: IdleConnections
+        if let existing = idle[handler.key] {
+            connections = existing
+        } else {
+            connections = IdleConnections()
+            idle[handler.key] = connections
+        }
+        if connections.handlers.count < maximumIdlePerInstance {
+            connections.handlers.append(handler)
         } else {
             handler.close()
         }
@@ -92,10 +108,16 @@ final class UpstreamPool {
 
     /// Drops a connection that closed (the instance closed it, or went away); with the last one, the address.
     fileprivate func forget(_ handler: UpstreamHandler) {
-        guard idle[handler.key] != nil else { return }
-        idle[handler.key]?.removeAll { $0 === handler }
-        if idle[handler.key]?.isEmpty == true { idle[handler.key] = nil }
+        guard let connections = idle[handler.key] else { return }
+        connections.handlers.removeAll { $0 === handler }
+        if connections.handlers.isEmpty { idle[handler.key] = nil }
     }
+}
+
+/// The idle connections to one instance. A class, so that taking one and giving it back reads the dictionary
+/// instead of mutating through its `_modify` accessor, whose coroutine frame is a heap allocation per call.
+private final class IdleConnections {
+    var handlers: [UpstreamHandler] = []
 }
 
 /// One upstream connection: writes a request and reads its response, framed by hand (``HTTP1``), one exchange at a
@@ -107,7 +129,8 @@ final class UpstreamHandler: ChannelInboundHandler {
     private let pool: UpstreamPool
     let key: String
     private var context: ChannelHandlerContext?
-    private var completion: ((UpstreamOutcome) -> Void)?
+    /// Whom the exchange in flight answers; nil between exchanges.
+    private var client: (any UpstreamClient)?
     private var input: ByteBuffer?
     private var searched = 0
     private var head: HTTP1.ResponseHead?
@@ -123,6 +146,8 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var reusable = true
     /// Where the write of the exchange's request stands: a failed one never reached the instance whole.
     private var requestWrite = RequestWrite.pending
+    /// True while the request's `writeAndFlush` runs: a write that fails there closes the channel inside the call.
+    private var writing = false
 
     private enum RequestWrite {
         case pending
@@ -154,14 +179,14 @@ final class UpstreamHandler: ChannelInboundHandler {
         body: ByteBuffer?,
         timeout: TimeAmount,
         reused: Bool,
-        completion: @escaping (UpstreamOutcome) -> Void
+        client: any UpstreamClient
     ) {
         guard let context, reusable else {
-            completion(.connectFailed)
+            client.upstreamFinished(.connectFailed)
             return
         }
         self.reused = reused
-        self.completion = completion
+        self.client = client
         head = nil
         self.body = HTTP1.BodyBuffer(limit: DataPlane.maximumPayloadSize)
         receivedAnything = false
@@ -173,18 +198,30 @@ final class UpstreamHandler: ChannelInboundHandler {
         // A request whose write fails never reached the instance whole: it can go to another instance. One that is
         // still being written when the answer is complete (an instance that answered without reading it all)
         // leaves the connection unfit for another request — so a connection is reused only once its write has
-        // succeeded, and the outcome set here is always this exchange's.
+        // succeeded, and the outcome set here is always this exchange's. On a kept-alive connection the flush
+        // almost always writes the whole request at once (or fails at once, closing the channel inside the call);
+        // only a request left buffered (a large body, an instance not reading, the first write on a connection
+        // NIO is still setting up) needs a promise, on an empty write queued behind it.
+        writing = true
+        if let body {
+            context.write(wrapOutboundOut(request), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(body), promise: nil)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+        }
+        writing = false
+        guard requestWrite == .pending, self.client != nil, context.channel.isActive else { return }
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 1
+        if buffered == 0 {
+            requestWrite = .written
+            return
+        }
         let written = context.eventLoop.makePromise(of: Void.self)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { result in
             bound.value.requestWrite = if case .success = result { .written } else { .failed }
         }
-        if let body {
-            context.write(wrapOutboundOut(request), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(body), promise: written)
-        } else {
-            context.writeAndFlush(wrapOutboundOut(request), promise: written)
-        }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
     }
 
     private func armTimer(_ eventLoop: any EventLoop) {
@@ -195,7 +232,7 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     private func timerFired() {
         timer = nil
-        guard completion != nil, let context else { return }
+        guard client != nil, let context else { return }
         if NIODeadline.now() >= deadline {
             finish(.timedOut)
         } else {
@@ -206,7 +243,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         receivedAnything = true
-        guard completion != nil else {
+        guard client != nil else {
             close()  // bytes nobody asked for: the connection's framing is lost
             return
         }
@@ -219,7 +256,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     private func readResponse() {
-        while completion != nil {
+        while client != nil {
             guard let head else {
                 guard let buffered = input, buffered.readableBytes > 0 else { return }
                 let parsed: (head: HTTP1.ResponseHead, length: Int)?
@@ -307,7 +344,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// it. Otherwise the instance may have run the request, which must not be repeated.
     private var failedBeforeAnswer: UpstreamOutcome {
         let atOnce = NIODeadline.now() - sent < .milliseconds(10)
-        let notDelivered = requestWrite == .failed
+        let notDelivered = requestWrite == .failed || writing
         if !receivedAnything, (reused && (notDelivered || atOnce)) || (resetByPeer && atOnce) {
             return .staleConnection
         }
@@ -316,8 +353,8 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     /// Ends the exchange: the connection goes back to the pool when the answer was whole and nothing else came.
     private func finish(_ outcome: UpstreamOutcome) {
-        guard let completion else { return }
-        self.completion = nil
+        guard let client else { return }
+        self.client = nil
         var keep = false
         if case .response(let head, _) = outcome {
             keep = head.keepAlive && reusable && requestWrite == .written && (input?.readableBytes ?? 0) == 0
@@ -331,7 +368,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         } else {
             close()
         }
-        completion(outcome)
+        client.upstreamFinished(outcome)
     }
 }
 

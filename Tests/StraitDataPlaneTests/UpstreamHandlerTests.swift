@@ -6,7 +6,7 @@ import Testing
 @testable import StraitDataPlane
 
 /// An upstream handler on a connected embedded channel with one request sent; `outcome` is what it completed with.
-private final class SentRequest {
+private final class SentRequest: UpstreamClient {
     let channel = EmbeddedChannel()
     let handler: UpstreamHandler
     var outcome: UpstreamOutcome?
@@ -21,9 +21,12 @@ private final class SentRequest {
             ByteBuffer(string: "POST /invocations HTTP/1.1\r\ncontent-length: 0\r\n\r\n"),
             body: nil,
             timeout: .seconds(60),
-            reused: reused
-        ) { [weak self] in self?.outcome = $0 }
+            reused: reused,
+            client: self
+        )
     }
+
+    func upstreamFinished(_ outcome: UpstreamOutcome) { self.outcome = outcome }
 }
 
 /// The upstream connection's response framing, on an embedded channel.
@@ -124,11 +127,12 @@ private final class SentRequest {
     }
 }
 
-/// Fails every write, as a socket closed under the write does.
+/// Fails every write and closes the channel within the call, as NIO does when the socket's write fails.
 private final class FailingWrites: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         promise?.fail(ChannelError.ioOnClosedChannel)
+        context.close(promise: nil)
     }
 }
 

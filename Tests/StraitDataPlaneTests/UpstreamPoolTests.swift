@@ -1,0 +1,122 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import StraitDataPlane
+
+/// A real instance on loopback for the pool: answers each request (`content-length` framed) with `200 ok` once all
+/// of its body has arrived, counts the connections it accepted, and starts reading each connection only after
+/// `readDelay` (so a large request stays partly buffered on the sender's side).
+private final class SlowReader: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let readDelay: TimeAmount
+    private var pending = ByteBuffer()
+
+    init(readDelay: TimeAmount) { self.readDelay = readDelay }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: readDelay) { bound.value.read() }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        pending.writeBuffer(&bytes)
+        while let request = nextRequestLength(), pending.readableBytes >= request {
+            pending.moveReaderIndex(forwardBy: request)
+            context.writeAndFlush(
+                wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")),
+                promise: nil
+            )
+        }
+        pending.discardReadBytes()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { context.read() }
+
+    /// Head and body length of the first request in `pending`, once its head is whole.
+    private func nextRequestLength() -> Int? {
+        let text = String(buffer: pending)
+        guard let end = text.range(of: "\r\n\r\n") else { return nil }
+        let head = text[..<end.upperBound]
+        let length =
+            head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        return head.utf8.count + length
+    }
+}
+
+/// Passes the status of the instance's answer (0 for no answer) to a promise.
+private final class StatusPromise: UpstreamClient {
+    let promise: EventLoopPromise<Int>
+    init(_ promise: EventLoopPromise<Int>) { self.promise = promise }
+    func upstreamFinished(_ outcome: UpstreamOutcome) {
+        if case .response(let head, _) = outcome { promise.succeed(head.status) } else { promise.succeed(0) }
+    }
+}
+
+@Suite(.serialized) struct UpstreamPoolTests {
+    /// Sends `calls` requests with a body of `bodySize` bytes one after another through one pool to a slow reader;
+    /// returns the statuses and how many connections the instance accepted.
+    private func send(calls: Int, bodySize: Int) async throws -> (statuses: [Int], connections: Int) {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let serverLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let acceptLoop = serverLoop.next()
+        let accepted = try await acceptLoop.submit { NIOLoopBoundBox(0, eventLoop: acceptLoop) }.get()
+        let server = try await ServerBootstrap(group: serverLoop)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                accepted.value += 1
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(SlowReader(readDelay: .milliseconds(50)))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = server.localAddress!.port!
+        let loop = group.next()
+        let pool = try await loop.submit { NIOLoopBound(UpstreamPool(eventLoop: loop), eventLoop: loop) }.get()
+        var statuses: [Int] = []
+        for _ in 0..<calls {
+            let promise = loop.makePromise(of: Int.self)
+            loop.execute {
+                var request = ByteBuffer(string: "POST /invocations HTTP/1.1\r\nhost: 127.0.0.1:\(port)\r\n")
+                request.writeString("content-length: \(bodySize)\r\n\r\n")
+                let body = ByteBuffer(repeating: UInt8(ascii: "x"), count: bodySize)
+                pool.value.send(
+                    host: "127.0.0.1",
+                    port: port,
+                    hostHeader: "127.0.0.1:\(port)",
+                    request: request,
+                    body: bodySize > 0 ? body : nil,
+                    timeout: .seconds(10),
+                    client: StatusPromise(promise)
+                )
+            }
+            statuses.append(try await promise.futureResult.get())
+        }
+        let connections = try await acceptLoop.submit { accepted.value }.get()
+        try await server.close()
+        try await group.shutdownGracefully()
+        try await serverLoop.shutdownGracefully()
+        return (statuses, connections)
+    }
+
+    /// A small request is written whole at once: its connection is kept for the next call.
+    @Test func aConnectionIsReusedAfterASmallRequest() async throws {
+        let (statuses, connections) = try await send(calls: 3, bodySize: 64)
+        #expect(statuses == [200, 200, 200])
+        #expect(connections == 1)
+    }
+
+    /// A 4 MiB body the instance reads only after a while stays partly buffered after the flush; the connection is
+    /// still kept once that write completes.
+    @Test func aConnectionIsReusedAfterARequestWrittenInPieces() async throws {
+        let (statuses, connections) = try await send(calls: 2, bodySize: 4 * 1024 * 1024)
+        #expect(statuses == [200, 200])
+        #expect(connections == 1)
+    }
+}
