@@ -108,6 +108,16 @@ public enum SigV4 {
     static func canonicalRequestBytes(_ request: SignableRequest, signedNames: ArraySlice<UInt8>) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(512)
+        appendCanonicalRequest(request, signedNames: signedNames, to: &out)
+        return out
+    }
+
+    /// ``canonicalRequestBytes(_:signedNames:)`` appended to `out`.
+    static func appendCanonicalRequest(
+        _ request: SignableRequest,
+        signedNames: ArraySlice<UInt8>,
+        to out: inout [UInt8]
+    ) {
         appendUTF8(request.method, to: &out)
         out.append(UInt8(ascii: "\n"))
         if request.pathIsCanonical {
@@ -136,7 +146,6 @@ public enum SigV4 {
         out.append(contentsOf: signedNames)
         out.append(UInt8(ascii: "\n"))
         appendUTF8(request.payloadHash, to: &out)
-        return out
     }
 
     /// Calls `body` with the range of each part of `bytes` between `separator`s, empty parts included.
@@ -183,14 +192,29 @@ public enum SigV4 {
     static func stringToSignBytes(canonicalRequest: [UInt8], amzDate: String, scope: ArraySlice<UInt8>) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(160)
+        appendStringToSign(
+            canonicalRequestDigest: canonicalRequest.withUnsafeBytes { sha256($0) },
+            amzDate: amzDate,
+            scope: scope,
+            to: &out
+        )
+        return out
+    }
+
+    /// The string to sign, from the canonical request's digest, appended to `out`.
+    static func appendStringToSign(
+        canonicalRequestDigest: SHA256Digest,
+        amzDate: String,
+        scope: ArraySlice<UInt8>,
+        to out: inout [UInt8]
+    ) {
         appendUTF8(algorithm, to: &out)
         out.append(UInt8(ascii: "\n"))
         appendUTF8(amzDate, to: &out)
         out.append(UInt8(ascii: "\n"))
         out.append(contentsOf: scope)
         out.append(UInt8(ascii: "\n"))
-        appendHex(digest: canonicalRequest.withUnsafeBytes { sha256($0) }, to: &out)
-        return out
+        appendHex(digest: canonicalRequestDigest, to: &out)
     }
 
     /// The HMAC chain `AWS4<secret>` → date → region → service → `aws4_request`.

@@ -101,17 +101,25 @@ public struct SigV4Verifier: Sendable {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             )
         }
-        let canonical = SigV4.canonicalRequestBytes(request, signedNames: header.bytes[header.signedHeaders])
+        // The canonical request and then the string to sign, built one after the other in the same bytes (the loop's
+        // scratch array when there is one).
+        var message = keyCache?.takeScratch() ?? []
+        message.reserveCapacity(512)
+        SigV4.appendCanonicalRequest(request, signedNames: header.bytes[header.signedHeaders], to: &message)
+        let canonicalDigest = message.withUnsafeBytes { SigV4.sha256($0) }
+        message.removeAll(keepingCapacity: true)
         // The scope as signed: the credential after the access key.
-        let toSign = SigV4.stringToSignBytes(
-            canonicalRequest: canonical,
+        SigV4.appendStringToSign(
+            canonicalRequestDigest: canonicalDigest,
             amzDate: amzDate,
-            scope: header.bytes[(accessKeyID.upperBound + 1)..<header.credential.upperBound]
+            scope: header.bytes[(accessKeyID.upperBound + 1)..<header.credential.upperBound],
+            to: &message
         )
+        defer { keyCache?.keepScratch(message) }
         let day = header.string(date)
         let derive = { SigV4.signingKey(secret: secret, date: day, region: region, service: service) }
         let mac = keyCache?.hmac(accessKeyID: keyID, date: day, derive: derive) ?? KeyedHMACSHA256(key: derive())
-        let matches = toSign.withUnsafeBytes { message in
+        let matches = message.withUnsafeBytes { message in
             mac.authenticationCode(for: message).withUnsafeBytes {
                 Self.constantTimeHexEqual($0, header.bytes[header.signature])
             }
@@ -270,7 +278,23 @@ public final class SigningKeyCache: @unchecked Sendable {
     /// less than hashing them.
     private var last: (name: Name, hmac: KeyedHMACSHA256)?
 
+    /// Bytes for the next verification's canonical request and string to sign, kept between calls.
+    private var scratch: [UInt8] = []
+
     public init() {}
+
+    /// The scratch array, empty, with the capacity it had.
+    func takeScratch() -> [UInt8] {
+        var bytes: [UInt8] = []
+        swap(&bytes, &scratch)
+        bytes.removeAll(keepingCapacity: true)
+        return bytes
+    }
+
+    /// Keeps `bytes` for the next ``takeScratch()`` unless it grew large (a request with very long headers).
+    func keepScratch(_ bytes: [UInt8]) {
+        if bytes.capacity <= 8192 { scratch = bytes }
+    }
 
     func hmac(accessKeyID: String, date: String, derive: () -> SymmetricKey) -> KeyedHMACSHA256 {
         if let last, last.name.accessKeyID == accessKeyID, last.name.date == date { return last.hmac }

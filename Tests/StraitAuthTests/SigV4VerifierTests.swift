@@ -426,7 +426,9 @@ extension TestSigner: CustomTestStringConvertible {
 }
 
 extension SigV4SignerTests {
-    /// The per-loop cache hands out copies of one keyed HMAC: using a copy must never change the cached state.
+    /// The per-loop cache hands out copies of one keyed HMAC: using a copy must never change the cached state. Its
+    /// scratch array, reused for every canonical request and string to sign, must carry nothing over from a longer
+    /// request to a shorter one.
     @Test func cachedSigningStateIsCopiedPerRequest() throws {
         let credentials = Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret")
         let date = try #require(SigV4Verifier.parseAmzDate("20261129T120000Z"))
@@ -439,11 +441,15 @@ extension SigV4SignerTests {
         )
         let cache = SigningKeyCache()
         let host: [(name: String, value: String)] = [("host", "127.0.0.1:8400")]
-        for body in ["a", "b", "a", "c,d", "a"].map({ Array($0.utf8) }) {
-            let signed = host + signer.sign(method: "POST", path: "/x", headers: host, body: body, date: date)
-            let request = SignableRequest(method: "POST", target: "/x", headers: signed, body: body)
+        let calls = [
+            ("a", "/x"), ("b", "/a/much/longer/path/than/the/others"), ("a", "/x"), ("c,d", "/y"), ("a", "/x"),
+        ]
+        for (text, path) in calls {
+            let body = Array(text.utf8)
+            let signed = host + signer.sign(method: "POST", path: path, headers: host, body: body, date: date)
+            let request = SignableRequest(method: "POST", target: path, headers: signed, body: body)
             #expect(try verifier.verify(request, keyCache: cache) == "AKIDEXAMPLE")
-            let tampered = SignableRequest(method: "POST", target: "/x", headers: signed, body: body + [0x20])
+            let tampered = SignableRequest(method: "POST", target: path, headers: signed, body: body + [0x20])
             #expect(throws: ServiceError.self) { try verifier.verify(tampered, keyCache: cache) }
         }
     }
