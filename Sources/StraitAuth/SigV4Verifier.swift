@@ -355,24 +355,26 @@ struct ParsedAuthorization {
     let bytes: [UInt8]
     let credential: Range<Int>
     /// The credential's `/`-separated parts (access key, date, region, service, terminator when well formed).
-    let scope: [Range<Int>]
+    let scope: ScopeParts
     /// Lower-case names separated by `;`, none empty: as the canonical request lists them.
     let signedHeaders: Range<Int>
     let signature: Range<Int>
 
+    /// The first bytes of every SigV4 Authorization header: the algorithm and a space.
+    private static let prefix = Array((SigV4.algorithm + " ").utf8)
+
     init(_ header: String) throws(ServiceError) {
-        let prefix = SigV4.algorithm + " "
-        guard header.hasPrefix(prefix) else {
+        var bytes = Array(header.utf8)
+        guard bytes.starts(with: Self.prefix) else {
             let algorithm = header.split(separator: " ", maxSplits: 1).first.map(String.init) ?? header
             throw SigV4Verifier.error(
                 "IncompleteSignatureException",
                 "Unsupported AWS 'algorithm': '\(algorithm)'. Use AWS4-HMAC-SHA256."
             )
         }
-        var bytes = Array(header.utf8)
         // Split on ',' and '=' with spaces trimmed, keeping only the three fields SigV4 uses.
         var fields: (credential: Range<Int>?, signature: Range<Int>?, signedHeaders: Range<Int>?) = (nil, nil, nil)
-        var index = prefix.utf8.count
+        var index = Self.prefix.count
         while index < bytes.count {
             var end = index
             while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
@@ -388,14 +390,17 @@ struct ParsedAuthorization {
                     "'\(String(decoding: bytes[first..<last], as: UTF8.self))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
                 )
             }
-            let key = bytes[first..<equals]
+            let key = first..<equals
             let value = (equals + 1)..<last
-            if key.elementsEqual("Credential".utf8) {
-                fields.credential = value
-            } else if key.elementsEqual("Signature".utf8) {
-                fields.signature = value
-            } else if key.elementsEqual("SignedHeaders".utf8) {
-                fields.signedHeaders = value
+            bytes.withUnsafeBufferPointer { all in
+                let key = UnsafeBufferPointer(rebasing: all[key])
+                if SigV4.holds("Credential", key) {
+                    fields.credential = value
+                } else if SigV4.holds("Signature", key) {
+                    fields.signature = value
+                } else if SigV4.holds("SignedHeaders", key) {
+                    fields.signedHeaders = value
+                }
             }
         }
         guard let credential = fields.credential, !credential.isEmpty, let signature = fields.signature,
@@ -438,8 +443,7 @@ struct ParsedAuthorization {
                 "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
             )
         }
-        var scope: [Range<Int>] = []
-        scope.reserveCapacity(5)
+        var scope = ScopeParts()
         SigV4.forEachPart(of: bytes[credential], separatedBy: UInt8(ascii: "/")) { scope.append($0) }
         self.bytes = bytes
         self.credential = credential
@@ -453,5 +457,38 @@ struct ParsedAuthorization {
     /// Whether the bytes at `range` are `text`'s UTF-8.
     func holds(_ text: some StringProtocol, at range: Range<Int>) -> Bool {
         bytes.withUnsafeBufferPointer { SigV4.holds(text, UnsafeBufferPointer(rebasing: $0[range])) }
+    }
+}
+
+/// The parts of a credential scope, held inline: a well-formed one has five, and only the count of any beyond the
+/// fifth matters (it makes the scope invalid).
+struct ScopeParts {
+    private var parts: (Range<Int>, Range<Int>, Range<Int>, Range<Int>, Range<Int>) = (
+        0..<0, 0..<0, 0..<0, 0..<0, 0..<0
+    )
+    private(set) var count = 0
+
+    mutating func append(_ part: Range<Int>) {
+        switch count {
+        case 0: parts.0 = part
+        case 1: parts.1 = part
+        case 2: parts.2 = part
+        case 3: parts.3 = part
+        case 4: parts.4 = part
+        default: break
+        }
+        count += 1
+    }
+
+    /// Part `index` (0 to 4) of a scope that has at least `index + 1` parts.
+    subscript(index: Int) -> Range<Int> {
+        precondition(index < min(count, 5), "scope part \(index) of \(count)")
+        return switch index {
+        case 0: parts.0
+        case 1: parts.1
+        case 2: parts.2
+        case 3: parts.3
+        default: parts.4
+        }
     }
 }
