@@ -120,25 +120,48 @@ final class LoopContext: @unchecked Sendable {
             "\(String(characters[0..<8]))-\(String(characters[8..<12]))-\(String(characters[12..<16]))-\(String(bits >> 48 & 0xFFFF, radix: 16).leftPadded(to: 4))-"
     }
 
-    /// A request id unique to this process: no random draw or UUID formatting per request, and one allocation
-    /// (the prefix's bytes and the counter's 12 hex digits written straight into the new string).
-    func nextRequestID() -> String {
+    /// A request id unique to this process: no random draw or UUID formatting per request, and no allocation (the
+    /// loop's prefix and the counter are written straight into the response).
+    func nextRequestID() -> RequestID {
         requestCounter &+= 1
-        let counter = requestCounter
-        let prefix = requestIDPrefix.utf8
+        return RequestID(prefix: requestIDPrefix, counter: requestCounter)
+    }
+}
+
+/// An `x-amzn-RequestId`: its event loop's UUID-shaped prefix (`8-4-4-4-`, shared by the loop's ids) and a counter
+/// as 12 hex digits.
+struct RequestID: Equatable, CustomStringConvertible {
+    let prefix: String
+    let counter: UInt64
+
+    var description: String {
+        let prefix = prefix.utf8
         return String(unsafeUninitializedCapacity: prefix.count + 12) { buffer in
             var index = 0
             for byte in prefix {
                 buffer[index] = byte
                 index += 1
             }
-            for shift in stride(from: 44, through: 0, by: -4) {
-                let nibble = UInt8(truncatingIfNeeded: counter >> UInt64(shift)) & 0x0F
-                buffer[index] = UInt8.lowercaseHexDigit(nibble)
+            for position in 0..<12 {
+                buffer[index] = digit(position)
                 index += 1
             }
             return index
         }
+    }
+
+    /// Writes the id into `out`, as ``description`` spells it.
+    func write(to out: inout ByteBuffer) {
+        out.writeString(prefix)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 12) { bytes in
+            for position in 0..<12 { bytes[position] = digit(position) }
+            return 12
+        }
+    }
+
+    /// Hex digit `position` of the counter's 12, most significant first.
+    private func digit(_ position: Int) -> UInt8 {
+        UInt8.lowercaseHexDigit(UInt8(truncatingIfNeeded: counter >> UInt64(44 - 4 * position)) & 0x0F)
     }
 }
 

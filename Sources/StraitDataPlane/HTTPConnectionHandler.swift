@@ -80,8 +80,8 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// The last small buffer this connection wrote (a response, or a request to an instance): once NIO has written
     /// and dropped it, the next one is built on its storage instead of a new allocation.
     private var spare: ByteBuffer?
-    /// Buffers larger than this are not kept between calls.
-    private static let spareCapacity = 4096
+    /// Buffers larger than this are not kept between calls (what an idle kept-alive connection may hold).
+    private static let spareCapacity = 2048
 
     /// What a forwarded call needs again when its instance answers (kept here rather than in a closure per call).
     struct InFlightCall {
@@ -89,7 +89,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         var route: EndpointRoute
         var variant: VariantRoute
         var instance: InstanceRoute
-        var requestID: String
+        var requestID: RequestID?
         var close: Bool
         /// The listener connection's context, held until the answer is written even if the caller left meanwhile.
         var context: ChannelHandlerContext
@@ -302,7 +302,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
                     status: 404
                 ),
                 head: request.head,
-                requestID: loop?.nextRequestID() ?? "",
+                requestID: loop?.nextRequestID(),
                 close: !keepGoing,
                 context: context
             )

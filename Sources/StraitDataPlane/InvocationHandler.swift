@@ -25,7 +25,7 @@ extension HTTPConnectionHandler: UpstreamClient {
     func handleInvocation(_ request: Request, endpoint: Substring, context: ChannelHandlerContext) {
         let keepGoing = activity.requestStarted()
         pendingRecord = nil
-        let requestID = loop?.nextRequestID() ?? ""
+        let requestID = loop?.nextRequestID()
         do {
             let route = try authorize(request, endpoint: endpoint)
             forward(request, route: route, requestID: requestID, close: !keepGoing, context: context, tried: [])
@@ -126,7 +126,7 @@ extension HTTPConnectionHandler: UpstreamClient {
     private func forward(
         _ request: Request,
         route: EndpointRoute,
-        requestID: String,
+        requestID: RequestID?,
         close: Bool,
         context: ChannelHandlerContext,
         tried: [String]
@@ -268,7 +268,7 @@ extension HTTPConnectionHandler: UpstreamClient {
         route: EndpointRoute,
         variant: String,
         instance: InstanceRoute,
-        requestID: String,
+        requestID: RequestID?,
         close: Bool,
         context: ChannelHandlerContext,
         tried: [String]
@@ -363,7 +363,7 @@ extension HTTPConnectionHandler: UpstreamClient {
     func fail(
         _ error: ServiceError,
         head: HTTP1.RequestHead,
-        requestID: String,
+        requestID: RequestID?,
         close: Bool,
         context: ChannelHandlerContext
     ) {
@@ -391,12 +391,14 @@ extension HTTPConnectionHandler: UpstreamClient {
     private func respond(
         _ out: inout ByteBuffer,
         body: ByteBuffer,
-        requestID: String,
+        requestID: RequestID?,
         keepAlive: Bool,
         omitBody: Bool,
         context: ChannelHandlerContext
     ) {
-        Self.writeHeader(&out, "x-amzn-RequestId", requestID)
+        out.writeStaticString("x-amzn-RequestId: ")
+        requestID?.write(to: &out)
+        out.writeStaticString("\r\n")
         Self.writeHeader(&out, "content-length", String(body.readableBytes))
         out.writeStaticString(keepAlive ? "\r\n" : "connection: close\r\n\r\n")
         if omitBody {

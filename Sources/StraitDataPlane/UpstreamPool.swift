@@ -201,7 +201,9 @@ final class UpstreamHandler: ChannelInboundHandler {
         // succeeded, and the outcome set here is always this exchange's. On a kept-alive connection the flush
         // almost always writes the whole request at once (or fails at once, closing the channel inside the call);
         // only a request left buffered (a large body, an instance not reading, the first write on a connection
-        // NIO is still setting up) needs a promise, on an empty write queued behind it.
+        // NIO is still setting up) needs a promise, on an empty write queued behind it. This holds while nothing
+        // sits between this handler and the socket: an outbound handler that held writes back (TLS, say) would
+        // make "nothing buffered in the channel" untrue of the request, and needs the promise on every write.
         writing = true
         if let body {
             context.write(wrapOutboundOut(request), promise: nil)

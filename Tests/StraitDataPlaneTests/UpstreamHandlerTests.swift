@@ -161,12 +161,19 @@ private final class FailingWrites: ChannelOutboundHandler {
         let first = loop.nextRequestID()
         let second = loop.nextRequestID()
         #expect(first != second)
-        for id in [first, second] {
+        for requestID in [first, second] {
+            let id = requestID.description
+            var written = ByteBuffer()
+            requestID.write(to: &written)
+            #expect(String(buffer: written) == id)
             let groups = id.split(separator: "-", omittingEmptySubsequences: false).map(\.count)
             #expect(groups == [8, 4, 4, 4, 12], "\(id)")
             #expect(id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D })
         }
-        #expect(first.hasSuffix("000000000001"))
-        #expect(second.hasSuffix("000000000002"))
+        #expect(first.description.hasSuffix("000000000001"))
+        #expect(second.description.hasSuffix("000000000002"))
+        var late = ByteBuffer()
+        RequestID(prefix: "p-", counter: 0xABC_DEF0_1234).write(to: &late)
+        #expect(String(buffer: late) == "p-0abcdef01234")
     }
 }

@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from conftest import (ACCOUNT_ID, REGION, ZONES, Resources, error_summary, is_alive, process_identity,
                       strait_binary)
 
+REQUEST_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # x-amzn-RequestId, UUID-shaped
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6291456 bytes: InvokeEndpoint's body limit
 ZONE_A, ZONE_B, ZONE_C = sorted(ZONES)
 
@@ -161,6 +162,7 @@ def identity(rt, endpoint, **kwargs):
     tag = uuid.uuid4().hex
     data, response = invoke(rt, endpoint, body=tag.encode(), **kwargs)
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200, response
+    assert re.fullmatch(REQUEST_ID, response["ResponseMetadata"]["RequestId"]), response
     answer = json.loads(data)
     assert answer["body"] == tag, f"the answer to another call: {answer}"
     return answer
@@ -757,7 +759,9 @@ def test_pipelined_invocations_are_answered_in_order(strait, runtime_urls, echo_
         reader = sock.makefile("rb")
         answers = [read_response(reader) for _ in bodies]
     assert [(status, body) for status, _, body in answers] == [(200, body) for body in bodies]
-    assert len({headers["x-amzn-requestid"] for _, headers, _ in answers}) == 3
+    ids = [headers["x-amzn-requestid"] for _, headers, _ in answers]
+    assert len(set(ids)) == 3
+    assert all(re.fullmatch(REQUEST_ID, request_id) for request_id in ids), ids
 
 
 @pytest.mark.parametrize("listener", ["regional", ZONE_B])
