@@ -79,7 +79,7 @@ public struct SignableRequest: Sendable {
     func first(_ name: String) -> (value: String?, count: Int) {
         var found: String?
         var count = 0
-        for header in headers where header.name == name {
+        for header in headers where header.name.sameBytes(as: name) {
             if found == nil { found = header.value }
             count += 1
         }
@@ -88,7 +88,7 @@ public struct SignableRequest: Sendable {
 
     /// The values of a header, by lower-case name, in arrival order.
     public func values(of name: String) -> [String] {
-        headers.filter { $0.name == name }.map(\.value)
+        headers.filter { $0.name.sameBytes(as: name) }.map(\.value)
     }
 }
 

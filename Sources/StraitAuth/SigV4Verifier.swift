@@ -426,7 +426,9 @@ struct ParsedAuthorization {
         var hasHost = false
         SigV4.forEachPart(of: bytes[signed], separatedBy: UInt8(ascii: ";")) { name in
             if name.isEmpty { hasEmptyName = true }
-            if bytes[name].elementsEqual("host".utf8) { hasHost = true }
+            if bytes.withUnsafeBufferPointer({ SigV4.holds("host", UnsafeBufferPointer(rebasing: $0[name])) }) {
+                hasHost = true
+            }
         }
         if hasEmptyName {
             let names = bytes[signed].split(separator: UInt8(ascii: ";"))

@@ -72,7 +72,7 @@ public enum HTTP1 {
 
         /// The first value of a header, by lower-case name.
         public func first(_ name: String) -> String? {
-            for header in headers where header.name == name { return header.value }
+            for header in headers where header.name.sameBytes(as: name) { return header.value }
             return nil
         }
     }
@@ -85,7 +85,7 @@ public enum HTTP1 {
         public var keepAlive: Bool
 
         public func first(_ name: String) -> String? {
-            for header in headers where header.name == name { return header.value }
+            for header in headers where header.name.sameBytes(as: name) { return header.value }
             return nil
         }
     }
@@ -188,13 +188,11 @@ public enum HTTP1 {
         var expectsContinue = false
         let framing = try bodyFraming(headers, isRequest: true, minorVersion: minor)
         for header in headers {
-            switch header.name {
-            case "connection":
+            if header.name.sameBytes(as: "connection") {
                 if hasToken(header.value, "close") { keepAlive = false }
                 if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
-            case "expect":
+            } else if header.name.sameBytes(as: "expect") {
                 if minor == 1, equalsIgnoringCase(header.value, "100-continue") { expectsContinue = true }
-            default: break
             }
         }
         return RequestHead(
@@ -226,7 +224,7 @@ public enum HTTP1 {
         guard status >= 100 else { throw .malformed("bad status code") }
         let headers = try readFields(&lines)
         var keepAlive = minor == 1
-        for header in headers where header.name == "connection" {
+        for header in headers where header.name.sameBytes(as: "connection") {
             if hasToken(header.value, "close") { keepAlive = false }
             if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
         }
@@ -296,7 +294,7 @@ public enum HTTP1 {
         var length: Int?
         var codings: [Substring] = []
         for header in headers {
-            if header.name == "content-length" {
+            if header.name.sameBytes(as: "content-length") {
                 // One number, or the same number repeated in a list ("5, 5"), as RFC 9110 8.6 allows.
                 // Each element: optional whitespace, digits, optional whitespace ("1 2" is refused).
                 var value = 0
@@ -326,7 +324,7 @@ public enum HTTP1 {
                     guard index < bytes.endIndex else { break }
                     index = bytes.index(after: index)
                 }
-            } else if header.name == "transfer-encoding" {
+            } else if header.name.sameBytes(as: "transfer-encoding") {
                 var found = false
                 for coding in header.value.split(separator: ",") {
                     let trimmed = coding.trimmingWhitespace()
