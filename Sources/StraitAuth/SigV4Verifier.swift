@@ -348,7 +348,8 @@ struct KeyedHMACSHA256 {
 }
 
 /// The three parts of an `AWS4-HMAC-SHA256` Authorization header, found in one copy of its bytes: parsing allocates
-/// that copy and the list of the credential's parts, and strings are made only of what is needed as a string.
+/// only that copy (the credential's parts are ranges held inline), and strings are made only of what is needed as a
+/// string.
 struct ParsedAuthorization {
     /// The header's bytes; signed header names lower-cased (and, if the list had empty names, the list without them
     /// appended).

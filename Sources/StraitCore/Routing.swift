@@ -20,9 +20,9 @@ public final class OutstandingRequests: Sendable {
 
 /// An instance that can take invocations: healthy, in a zone, at an address.
 ///
-/// The routing snapshot's types are immutable classes, not structs: a call copies its endpoint, variant and
-/// instance into the closures of its forwarding, and a struct of six strings costs six reference-count updates per
-/// copy where a class costs one.
+/// The routing snapshot's types are immutable classes, not structs: a call keeps its endpoint, variant and instance
+/// while it waits for the instance and passes them along its forwarding, and a struct of six strings costs six
+/// reference-count updates per copy where a class costs one.
 public final class InstanceRoute: Sendable {
     public let id: String
     public let zone: String

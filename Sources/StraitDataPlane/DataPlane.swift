@@ -135,19 +135,9 @@ struct RequestID: Equatable, CustomStringConvertible {
     let counter: UInt64
 
     var description: String {
-        let prefix = prefix.utf8
-        return String(unsafeUninitializedCapacity: prefix.count + 12) { buffer in
-            var index = 0
-            for byte in prefix {
-                buffer[index] = byte
-                index += 1
-            }
-            for position in 0..<12 {
-                buffer[index] = digit(position)
-                index += 1
-            }
-            return index
-        }
+        var text = ByteBuffer()
+        write(to: &text)
+        return String(buffer: text)
     }
 
     /// Writes the id into `out`, as ``description`` spells it.

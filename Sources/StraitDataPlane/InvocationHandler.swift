@@ -230,17 +230,7 @@ extension HTTPConnectionHandler: UpstreamClient {
                 result: .success
             )
         }
-        complete(
-            call.request,
-            outcome: outcome,
-            route: call.route,
-            variant: call.variant.name,
-            instance: call.instance,
-            requestID: call.requestID,
-            close: call.close,
-            context: call.context,
-            tried: call.tried
-        )
+        complete(call, outcome: outcome)
     }
 
     /// A cheap first look: the length of every header InvokeEndpoint reads (content-type 12, accept 6, the
@@ -262,29 +252,28 @@ extension HTTPConnectionHandler: UpstreamClient {
         }
     }
 
-    private func complete(
-        _ request: Request,
-        outcome: UpstreamOutcome,
-        route: EndpointRoute,
-        variant: String,
-        instance: InstanceRoute,
-        requestID: RequestID?,
-        close: Bool,
-        context: ChannelHandlerContext,
-        tried: [String]
-    ) {
+    /// Answers the caller from the instance's outcome, or moves the call to another instance.
+    private func complete(_ call: InFlightCall, outcome: UpstreamOutcome) {
+        let (request, route, context) = (call.request, call.route, call.context)
         let error: ServiceError
         switch outcome {
         case .response(let head, let body) where (200..<300).contains(head.status):
-            let keepAlive = request.head.keepAlive && !close
+            let keepAlive = request.head.keepAlive && !call.close
             var out = outputBuffer(capacity: 256, context: context)
             Self.writeStatusLine(&out, minorVersion: request.head.minorVersion, status: 200)
             if let contentType = head.first("content-type") { Self.writeHeader(&out, "content-type", contentType) }
-            Self.writeHeader(&out, "x-Amzn-Invoked-Production-Variant", variant)
+            Self.writeHeader(&out, "x-Amzn-Invoked-Production-Variant", call.variant.name)
             if let attributes = head.first("x-amzn-sagemaker-custom-attributes") {
                 Self.writeHeader(&out, "X-Amzn-SageMaker-Custom-Attributes", attributes)
             }
-            respond(&out, body: body, requestID: requestID, keepAlive: keepAlive, omitBody: false, context: context)
+            respond(
+                &out,
+                body: body,
+                requestID: call.requestID,
+                keepAlive: keepAlive,
+                omitBody: false,
+                context: context
+            )
             return
         case .response(let head, let body):
             let original = String(decoding: body.readableBytesView.prefix(4096), as: UTF8.self)
@@ -293,20 +282,20 @@ extension HTTPConnectionHandler: UpstreamClient {
             // A failed connect rules the instance out for this call. A stale connection does not (the instance may
             // only have closed an idle kept-alive connection, or a new one was reset at once): the call is tried once
             // more on a fresh one, recorded as a "~id" entry that excludes nothing.
-            let staleRetried = tried.contains { $0.hasPrefix("~") }
+            let staleRetried = call.tried.contains { $0.hasPrefix("~") }
             let retry: String
             if case .staleConnection = outcome, !staleRetried {
-                retry = "~" + instance.id
+                retry = "~" + call.instance.id
             } else {
-                retry = instance.id
+                retry = call.instance.id
             }
             forward(
                 request,
                 route: route,
-                requestID: requestID,
-                close: close,
+                requestID: call.requestID,
+                close: call.close,
                 context: context,
-                tried: tried + [retry]
+                tried: call.tried + [retry]
             )
             return
         case .broken:
@@ -335,7 +324,7 @@ extension HTTPConnectionHandler: UpstreamClient {
                 route: route
             )
         }
-        fail(error, head: request.head, requestID: requestID, close: close, context: context)
+        fail(error, head: request.head, requestID: call.requestID, close: call.close, context: context)
     }
 
     private func logStream(_ route: EndpointRoute) -> String {

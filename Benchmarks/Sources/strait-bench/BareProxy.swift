@@ -42,13 +42,15 @@ final class BareProxy {
         }
     }
 
-    /// The child's side: `spec` is `listenPort=host:port`. Serves until the process is terminated.
+    /// The child's side: `spec` is `listenPort=host:port`. Serves until the process is terminated, or until the
+    /// benchmark that started it is gone (a benchmark killed outright leaves no forwarder behind).
     static func serve(_ spec: String) throws -> Never {
         let parts = spec.split(separator: "=")
         guard parts.count == 2, let listenPort = Int(parts[0]), let colon = parts[1].lastIndex(of: ":"),
             let upstreamPort = Int(parts[1][parts[1].index(after: colon)...])
         else { throw BenchError("--bare-proxy-serve needs listenPort=host:port, not \(spec)") }
         let upstreamHost = String(parts[1][..<colon])
+        let parent = getppid()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         _ = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -66,7 +68,8 @@ final class BareProxy {
             }
             .bind(host: "127.0.0.1", port: listenPort)
             .wait()
-        while true { pause() }
+        while getppid() == parent { sleep(1) }
+        exit(0)
     }
 }
 

@@ -146,6 +146,10 @@ struct StraitBench: AsyncParsableCommand {
         )
         print("")
         print("conc  path     p50 µs   p90 µs   p99 µs     req/s  failed")
+        // The servers whose CPU per call is printed (the instance serves every path, so it is left out).
+        var servers: [(name: String, pids: [Int32])] = [("strait serve", [server.process.processIdentifier])]
+        if let nginxProxy { servers.append(("nginx", ProcessCPU.withChildren(nginxProxy.process.processIdentifier))) }
+        if let bareProxy { servers.append(("NIO forwarder", [bareProxy.process.processIdentifier])) }
         var summaries: [String] = []
         for level in levels {
             func load(_ path: Path, _ total: Int) async throws -> (latencies: [Int64], failures: Int, seconds: Double) {
@@ -165,12 +169,6 @@ struct StraitBench: AsyncParsableCommand {
             var seconds = Array(repeating: 0.0, count: paths.count)
             var failures = Array(repeating: 0, count: paths.count)
             let before = try await serverHistograms(group: group, api: api)
-            // The servers whose CPU per call is printed (the instance serves every path, so it is left out).
-            var servers: [(name: String, pids: [Int32])] = [("strait serve", [server.process.processIdentifier])]
-            if let nginxProxy {
-                servers.append(("nginx", ProcessCPU.withChildren(nginxProxy.process.processIdentifier)))
-            }
-            if let bareProxy { servers.append(("NIO forwarder", [bareProxy.process.processIdentifier])) }
             let cpuBefore = servers.map { ProcessCPU.times($0.pids) }
             for _ in 0..<rounds {
                 for (index, path) in paths.enumerated() {
