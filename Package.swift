@@ -13,7 +13,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -25,10 +24,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "StraitCore"),
         .target(name: "StraitStore", dependencies: ["StraitCore", "CSQLite"]),
-        .target(
-            name: "StraitAuth",
-            dependencies: ["StraitCore", .product(name: "Crypto", package: "swift-crypto")]
-        ),
+        // libcrypto (libssl-dev), for SHA-256 without a heap object per hash.
+        .systemLibrary(name: "CLibcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "StraitAuth", dependencies: ["StraitCore", "CLibcrypto"]),
         .target(
             name: "StraitControlPlane",
             dependencies: [
@@ -101,7 +99,7 @@ let package = Package(
         .testTarget(
             name: "StraitAuthTests",
             dependencies: [
-                "StraitAuth", "StraitCore", "StraitTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+                "StraitAuth", "StraitCore", "StraitTestSupport",
             ]
         ),
         .testTarget(name: "StraitNetworkTests", dependencies: ["StraitNetwork", "StraitCore", "StraitStore"]),

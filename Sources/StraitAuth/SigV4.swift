@@ -1,4 +1,3 @@
-public import Crypto
 import Foundation
 import StraitCore
 
@@ -217,24 +216,24 @@ public enum SigV4 {
         appendHex(digest: canonicalRequestDigest, to: &out)
     }
 
-    /// The HMAC chain `AWS4<secret>` → date → region → service → `aws4_request`.
-    public static func signingKey(secret: String, date: String, region: String, service: String) -> SymmetricKey {
-        var key = SymmetricKey(data: Array("AWS4\(secret)".utf8))
+    /// The HMAC chain `AWS4<secret>` → date → region → service → `aws4_request`: the signing key's 32 bytes.
+    public static func signingKey(secret: String, date: String, region: String, service: String) -> [UInt8] {
+        var key = Array("AWS4\(secret)".utf8)
         for part in [date, region, service, "aws4_request"] {
-            key = SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+            key = Array(KeyedHMACSHA256(key: key).authenticationCode(for: Array(part.utf8)))
         }
         return key
     }
 
-    public static func signature(stringToSign: String, key: SymmetricKey) -> String {
+    public static func signature(stringToSign: String, key: [UInt8]) -> String {
         String(decoding: signatureBytes(stringToSign: Array(stringToSign.utf8), key: key), as: UTF8.self)
     }
 
     /// The signature as lowercase hex bytes.
-    static func signatureBytes(stringToSign: [UInt8], key: SymmetricKey) -> [UInt8] {
+    static func signatureBytes(stringToSign: [UInt8], key: [UInt8]) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(64)
-        appendHex(digest: HMAC<SHA256>.authenticationCode(for: stringToSign, using: key), to: &out)
+        appendHex(digest: KeyedHMACSHA256(key: key).authenticationCode(for: stringToSign), to: &out)
         return out
     }
 
@@ -245,12 +244,7 @@ public enum SigV4 {
         sha256(bytes).withUnsafeBytes { hex($0) }
     }
 
-    /// SHA-256 through the non-generic buffer API (no `DataProtocol` dispatch on the hot path).
-    static func sha256(_ bytes: UnsafeRawBufferPointer) -> SHA256.Digest {
-        var hasher = SHA256()
-        hasher.update(bufferPointer: bytes)
-        return hasher.finalize()
-    }
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest { SHA256Hasher.hash(bytes) }
 
     /// `bytes` as lowercase hex, written straight into the string's storage.
     static func hex(_ bytes: UnsafeRawBufferPointer) -> String {

@@ -1,4 +1,3 @@
-import Crypto
 public import Foundation
 public import StraitCore
 
@@ -296,7 +295,7 @@ public final class SigningKeyCache: @unchecked Sendable {
         if bytes.capacity <= 8192 { scratch = bytes }
     }
 
-    func hmac(accessKeyID: String, date: String, derive: () -> SymmetricKey) -> KeyedHMACSHA256 {
+    func hmac(accessKeyID: String, date: String, derive: () -> [UInt8]) -> KeyedHMACSHA256 {
         if let last, last.name.accessKeyID == accessKeyID, last.name.date == date { return last.hmac }
         let name = Name(accessKeyID: accessKeyID, date: date)
         let hmac: KeyedHMACSHA256
@@ -309,41 +308,6 @@ public final class SigningKeyCache: @unchecked Sendable {
         }
         last = (name, hmac)
         return hmac
-    }
-}
-
-/// HMAC-SHA256 (RFC 2104) under one key, with the key's inner and outer pad blocks already hashed: a message then
-/// costs its own blocks and the two finalisations, on the concrete `SHA256` type (swift-crypto's `HMAC` is generic
-/// over the hash function and reached through its witness tables from here).
-struct KeyedHMACSHA256 {
-    private let inner: SHA256
-    private let outer: SHA256
-
-    init(key: SymmetricKey) {
-        var block = [UInt8](repeating: 0, count: SHA256.blockByteCount)
-        key.withUnsafeBytes { bytes in
-            if bytes.count > block.count {
-                SigV4.sha256(bytes).withUnsafeBytes { digest in
-                    for (index, byte) in digest.enumerated() { block[index] = byte }
-                }
-            } else {
-                for (index, byte) in bytes.enumerated() { block[index] = byte }
-            }
-        }
-        var inner = SHA256()
-        var outer = SHA256()
-        inner.update(data: block.map { $0 ^ 0x36 })
-        outer.update(data: block.map { $0 ^ 0x5C })
-        self.inner = inner
-        self.outer = outer
-    }
-
-    func authenticationCode(for message: UnsafeRawBufferPointer) -> SHA256.Digest {
-        var inner = self.inner
-        inner.update(bufferPointer: message)
-        var outer = self.outer
-        inner.finalize().withUnsafeBytes { outer.update(bufferPointer: $0) }
-        return outer.finalize()
     }
 }
 

@@ -21,6 +21,9 @@ ensure_build_deps() {
     if [[ ! -f /usr/include/zlib.h ]]; then
         missing+=(zlib1g-dev)
     fi
+    if [[ ! -f /usr/include/openssl/sha.h ]]; then
+        missing+=(libssl-dev)
+    fi
     if ((${#missing[@]})); then
         apt_install "${missing[@]}"
     fi
