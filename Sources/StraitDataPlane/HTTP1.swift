@@ -549,9 +549,31 @@ public enum HTTP1 {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }
 
+    /// Header names longer than a small string's 15 bytes that AWS clients send on invocations: read as the literal,
+    /// which allocates nothing, instead of a new string each time.
+    private static let knownLongNames: [String] = [
+        "amz-sdk-invocation-id", "x-amz-content-sha256", "x-amz-security-token", "transfer-encoding",
+        "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-target-variant", "x-amzn-sagemaker-target-model",
+        "x-amzn-sagemaker-inference-id", "x-amzn-sagemaker-target-container-hostname",
+        "x-amzn-sagemaker-enable-explanations", "x-amzn-sagemaker-inference-component", "x-amzn-sagemaker-session-id",
+    ]
+
     /// A token (ASCII only, checked by the caller), lower-cased in the one copy that makes the String.
     private static func lowercased(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
-        String(unsafeUninitializedCapacity: range.count) { buffer in
+        if range.count > 15 {
+            for known in knownLongNames where known.utf8.count == range.count {
+                var matches = true
+                for (offset, letter) in known.utf8.enumerated() {
+                    let byte = bytes[range.lowerBound + offset]
+                    if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != letter {
+                        matches = false
+                        break
+                    }
+                }
+                if matches { return known }
+            }
+        }
+        return String(unsafeUninitializedCapacity: range.count) { buffer in
             for (offset, index) in range.enumerated() {
                 let byte = bytes[index]
                 buffer[offset] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte

@@ -116,7 +116,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     }
 
     enum Kind {
-        case invocation(endpoint: Substring)
+        case invocation(endpoint: String)
         case other
         case unknown
     }

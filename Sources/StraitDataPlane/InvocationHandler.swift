@@ -7,22 +7,26 @@ import StraitCore
 /// concurrency. The connection's framing is ``HTTPConnectionHandler``'s; this is what it does with an invocation.
 extension HTTPConnectionHandler: UpstreamClient {
     /// The endpoint name of an InvokeEndpoint path, or nil if the path is something else.
-    static func invocationEndpoint(_ uri: String) -> Substring? {
-        // On the UTF-8 view: this runs on every request.
-        let bytes = uri.utf8
-        let end = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
-        let path = bytes[..<end]
-        let prefix = "/endpoints/".utf8
-        let suffix = "/invocations".utf8
-        guard path.count > prefix.count + suffix.count, path.starts(with: prefix),
-            path.reversed().starts(with: suffix.reversed())
-        else { return nil }
-        let name = path.dropFirst(prefix.count).dropLast(suffix.count)
-        guard !name.contains(UInt8(ascii: "/")) else { return nil }
-        return Substring(name)
+    static func invocationEndpoint(_ uri: String) -> String? {
+        // On contiguous UTF-8 with byte offsets: this runs on every request.
+        var uri = uri
+        return uri.withUTF8 { bytes in
+            let prefix: StaticString = "/endpoints/"
+            let suffix: StaticString = "/invocations"
+            var end = 0
+            while end < bytes.count, bytes[end] != UInt8(ascii: "?") { end += 1 }
+            let start = prefix.utf8CodeUnitCount
+            let nameEnd = end - suffix.utf8CodeUnitCount
+            guard nameEnd > start,
+                bytes[0..<start].elementsEqual(UnsafeBufferPointer(start: prefix.utf8Start, count: start)),
+                bytes[nameEnd..<end].elementsEqual(UnsafeBufferPointer(start: suffix.utf8Start, count: end - nameEnd)),
+                !bytes[start..<nameEnd].contains(UInt8(ascii: "/"))
+            else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<nameEnd]), as: UTF8.self)
+        }
     }
 
-    func handleInvocation(_ request: Request, endpoint: Substring, context: ChannelHandlerContext) {
+    func handleInvocation(_ request: Request, endpoint: String, context: ChannelHandlerContext) {
         let keepGoing = activity.requestStarted()
         pendingRecord = nil
         let requestID = loop?.nextRequestID()
@@ -35,7 +39,7 @@ extension HTTPConnectionHandler: UpstreamClient {
     }
 
     /// Checks the signature, the size and the endpoint; returns the endpoint's route.
-    private func authorize(_ request: Request, endpoint: Substring) throws(ServiceError) -> EndpointRoute {
+    private func authorize(_ request: Request, endpoint name: String) throws(ServiceError) -> EndpointRoute {
         // The body of an oversized request was not kept, so its signature cannot be checked: refuse it first.
         if request.body.tooLarge {
             throw ServiceError(
@@ -54,7 +58,6 @@ extension HTTPConnectionHandler: UpstreamClient {
             namesAreLowercase: true  // HTTP1 lower-cases them as it reads them
         )
         _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)
-        let name = String(endpoint)
         guard Self.isValidEndpointName(name) else {
             throw ServiceError(
                 code: "ValidationError",
@@ -215,8 +218,7 @@ extension HTTPConnectionHandler: UpstreamClient {
 
     /// The instance's answer to the call in flight (or why there is none).
     func upstreamFinished(_ outcome: UpstreamOutcome) {
-        guard let call = inFlight else { return }
-        inFlight = nil
+        guard let call = inFlight.take() else { return }  // moved out: no retain and release of its dozen references
         call.instance.outstanding.decrement()
         switch outcome {
         case .connectFailed, .staleConnection:

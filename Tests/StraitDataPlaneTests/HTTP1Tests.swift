@@ -31,7 +31,8 @@ import Testing
         let names = [
             "HOST", "Hosu", "hosT", "CONTENT-Type", "Content-Typf", "X-Amz-Date", "X-Amz-Datf", "X-Amz-Content-SHA256",
             "x-amz-content-sha257", "X_Amz-Date", "User-Agent", "AMZ-SDK-Invocation-ID", "X-Custom-Header", "a",
-            "X-Amzn-SageMaker-Target-Container-Hostname",
+            "X-Amzn-SageMaker-Target-Container-Hostname", "X-Amzn-SageMaker-Inference-Ie", "amz-sdk-invocation-iD",
+            "X-AMZN-SAGEMAKER-CUSTOM-ATTRIBUTES",
         ]
         let fields = names.enumerated().map { "\($1): \($0)\r\n" }.joined()
         let head = try #require(try parse("POST / HTTP/1.1\r\n" + fields + "Content-Length: 0\r\n\r\n"))

@@ -10,12 +10,14 @@ import Testing
         ("/endpoints/A1/invocations", "A1"),
     ])
     func invocationPaths(_ uri: String, _ name: String) {
-        #expect(HTTPConnectionHandler.invocationEndpoint(uri).map(String.init) == name)
+        #expect(HTTPConnectionHandler.invocationEndpoint(uri) == name)
     }
 
     @Test(arguments: [
         "/", "/endpoints//invocations", "/endpoints/a/b/invocations", "/endpoints/a/invocation",
-        "/endpoints/a/invocations-response-stream", "endpoints/a/invocations", "/ping",
+        "/endpoints/a/invocations-response-stream", "endpoints/a/invocations", "/ping", "/endpoints/invocations",
+        "/endpoints/a/invocationz", "/endpointz/a/invocations", "/endpoints/a/invocations/", "/x/invocations",
+        "/endpoints/a?/invocations",
     ])
     func otherPaths(_ uri: String) {
         #expect(HTTPConnectionHandler.invocationEndpoint(uri) == nil)
