@@ -18,7 +18,9 @@ public struct StaticCredentialProvider: CredentialProvider {
 }
 
 /// Checks AWS Signature Version 4 on incoming requests, answering failures with the errors and wording AWS uses.
-public struct SigV4Verifier: Sendable {
+/// A class: the data plane calls it on every invocation, and a struct of two strings and two existentials was
+/// copied (four retains and releases) for each call.
+public final class SigV4Verifier: Sendable {
     public let region: String
     public let service: String
     public let credentials: any CredentialProvider
@@ -88,7 +90,7 @@ public struct SigV4Verifier: Sendable {
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(header.string(date))' != '\(amzDate.prefix(8))', from '\(amzDate)'."
             )
         }
-        let keyID = header.string(accessKeyID)
+        let keyID = keyCache?.lastAccessKeyID(in: header, at: accessKeyID) ?? header.string(accessKeyID)
         guard let secret = credentials.secretAccessKey(for: keyID) else {
             throw Self.error("UnrecognizedClientException", "The security token included in the request is invalid.")
         }
@@ -116,7 +118,8 @@ public struct SigV4Verifier: Sendable {
         )
         defer { keyCache?.keepScratch(message) }
         let day = header.string(date)
-        let derive = { SigV4.signingKey(secret: secret, date: day, region: region, service: service) }
+        // A local function, not a closure in a constant: its captures stay on the stack.
+        func derive() -> [UInt8] { SigV4.signingKey(secret: secret, date: day, region: region, service: service) }
         let mac = keyCache?.hmac(accessKeyID: keyID, date: day, derive: derive) ?? KeyedHMACSHA256(key: derive())
         let matches = message.withUnsafeBytes { message in
             mac.authenticationCode(for: message).withUnsafeBytes {
@@ -293,6 +296,13 @@ public final class SigningKeyCache: @unchecked Sendable {
     /// Keeps `bytes` for the next ``takeScratch()`` unless it grew large (a request with very long headers).
     func keepScratch(_ bytes: [UInt8]) {
         if bytes.capacity <= 8192 { scratch = bytes }
+    }
+
+    /// The access key ID used last, when the header holds it at `range`: a client signs call after call with the
+    /// same key, and this spares a new string for it on each.
+    func lastAccessKeyID(in header: ParsedAuthorization, at range: Range<Int>) -> String? {
+        guard let known = last?.name.accessKeyID, header.holds(known, at: range) else { return nil }
+        return known
     }
 
     func hmac(accessKeyID: String, date: String, derive: () -> [UInt8]) -> KeyedHMACSHA256 {

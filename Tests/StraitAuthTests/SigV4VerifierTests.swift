@@ -454,6 +454,40 @@ extension SigV4SignerTests {
         }
     }
 
+    /// The cache answers the access key used last without a new string: keys that differ from it — by a letter, by
+    /// being a prefix of it — must still be told apart, each verified with its own secret and returned as itself.
+    @Test func cachedAccessKeyIsReusedOnlyForTheSameKey() throws {
+        let keys = [
+            Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret-1"),
+            Credentials(accessKeyID: "AKIDEXAMPLF", secretAccessKey: "secret-2"),
+            Credentials(accessKeyID: "AKIDEXAMPL", secretAccessKey: "secret-3"),
+        ]
+        let date = try #require(SigV4Verifier.parseAmzDate("20261129T120000Z"))
+        let verifier = SigV4Verifier(
+            region: "us-east-1",
+            service: "sagemaker",
+            credentials: StaticCredentialProvider(keys),
+            clock: FixedSignerClock(date: date)
+        )
+        let cache = SigningKeyCache()
+        let host: [(name: String, value: String)] = [("host", "127.0.0.1:8400")]
+        for index in [0, 0, 1, 0, 2, 2, 1] {
+            let signer = SigV4Signer(credentials: keys[index], region: "us-east-1", service: "sagemaker")
+            let signed = host + signer.sign(method: "POST", path: "/", headers: host, body: [], date: date)
+            let request = SignableRequest(method: "POST", target: "/", headers: signed, body: [UInt8]())
+            #expect(try verifier.verify(request, keyCache: cache) == keys[index].accessKeyID)
+            // Signed with another key's secret under this key's name: refused, whatever the cache last saw.
+            let wrong = Credentials(
+                accessKeyID: keys[index].accessKeyID,
+                secretAccessKey: keys[(index + 1) % keys.count].secretAccessKey
+            )
+            let forged = SigV4Signer(credentials: wrong, region: "us-east-1", service: "sagemaker")
+            let forgedHeaders = host + forged.sign(method: "POST", path: "/", headers: host, body: [], date: date)
+            let forgery = SignableRequest(method: "POST", target: "/", headers: forgedHeaders, body: [UInt8]())
+            #expect(throws: ServiceError.self) { try verifier.verify(forgery, keyCache: cache) }
+        }
+    }
+
     /// S3 signs the once-encoded path as sent (found by review: it was encoded twice, so keys with a space, `+` or
     /// `=` got SignatureDoesNotMatch from a real S3). The expected header is botocore's S3SigV4Auth for the same request.
     @Test func s3SignsTheEncodedPathAsSent() throws {
