@@ -13,10 +13,25 @@ public struct SignableRequest: Sendable {
         didSet { headers = Self.lowercasingNames(headers) }
     }
     /// Lowercase hex SHA-256 of the body.
-    public var payloadHash: String
+    public var payloadHash: String {
+        get {
+            switch payload {
+            case .hex(let text): text
+            case .digest(let digest): digest.withUnsafeBytes { SigV4.hex($0) }
+            }
+        }
+        set { payload = .hex(newValue) }
+    }
+    /// The body's hash as given: as hex, or as the digest itself (the data plane's, which then needs no string).
+    var payload: Payload
     /// S3's rule: the path is already URI-encoded once and is used as the canonical URI as it is (no second
     /// encoding, no removal of dot or empty segments). Every other service normalises and encodes it.
     public var pathIsCanonical = false
+
+    enum Payload: Sendable {
+        case hex(String)
+        case digest(SHA256Digest)
+    }
 
     public init(
         method: String,
@@ -26,11 +41,29 @@ public struct SignableRequest: Sendable {
         payloadHash: String,
         namesAreLowercase: Bool = false
     ) {
+        self.init(
+            method: method,
+            path: path,
+            query: query,
+            headers: headers,
+            payload: .hex(payloadHash),
+            namesAreLowercase: namesAreLowercase
+        )
+    }
+
+    init(
+        method: String,
+        path: String,
+        query: String,
+        headers: [(name: String, value: String)],
+        payload: Payload,
+        namesAreLowercase: Bool
+    ) {
         self.method = method
         self.path = path
         self.query = query
         self.headers = namesAreLowercase ? headers : Self.lowercasingNames(headers)
-        self.payloadHash = payloadHash
+        self.payload = payload
     }
 
     /// Splits a request target (`/path?query`) into path and query.
@@ -50,6 +83,40 @@ public struct SignableRequest: Sendable {
         payloadHash: String,
         namesAreLowercase: Bool = false
     ) {
+        self.init(
+            method: method,
+            target: target,
+            headers: headers,
+            payload: .hex(payloadHash),
+            namesAreLowercase: namesAreLowercase
+        )
+    }
+
+    /// ``init(method:target:headers:payloadHash:namesAreLowercase:)`` with the body's digest, which is hex-encoded
+    /// straight into the canonical request instead of into a string first.
+    public init(
+        method: String,
+        target: String,
+        headers: [(name: String, value: String)],
+        payloadDigest: SHA256Digest,
+        namesAreLowercase: Bool = false
+    ) {
+        self.init(
+            method: method,
+            target: target,
+            headers: headers,
+            payload: .digest(payloadDigest),
+            namesAreLowercase: namesAreLowercase
+        )
+    }
+
+    private init(
+        method: String,
+        target: String,
+        headers: [(name: String, value: String)],
+        payload: Payload,
+        namesAreLowercase: Bool
+    ) {
         var path = target
         var query = ""
         if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
@@ -61,9 +128,21 @@ public struct SignableRequest: Sendable {
             path: path,
             query: query,
             headers: headers,
-            payloadHash: payloadHash,
+            payload: payload,
             namesAreLowercase: namesAreLowercase
         )
+    }
+
+    /// Whether `text` is the body's hash in lowercase hex.
+    func payloadHashIs(_ text: String) -> Bool {
+        switch payload {
+        case .hex(let hex): return text == hex
+        case .digest(let digest):
+            var text = text
+            return text.withUTF8 { bytes in
+                digest.withUnsafeBytes { SigV4Verifier.constantTimeHexEqual($0, bytes) }
+            }
+        }
     }
 
     static func lowercasingNames(_ headers: [(name: String, value: String)]) -> [(name: String, value: String)] {
@@ -144,7 +223,10 @@ public enum SigV4 {
         out.append(UInt8(ascii: "\n"))
         out.append(contentsOf: signedNames)
         out.append(UInt8(ascii: "\n"))
-        appendUTF8(request.payloadHash, to: &out)
+        switch request.payload {
+        case .hex(let text): appendUTF8(text, to: &out)
+        case .digest(let digest): appendHex(digest: digest, to: &out)
+        }
     }
 
     /// Calls `body` with the range of each part of `bytes` between `separator`s, empty parts included.
@@ -244,7 +326,7 @@ public enum SigV4 {
         sha256(bytes).withUnsafeBytes { hex($0) }
     }
 
-    static func sha256(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest { SHA256Hasher.hash(bytes) }
+    public static func sha256(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest { SHA256Hasher.hash(bytes) }
 
     /// `bytes` as lowercase hex, written straight into the string's storage.
     static func hex(_ bytes: UnsafeRawBufferPointer) -> String {

@@ -96,7 +96,7 @@ public final class SigV4Verifier: Sendable {
         }
         try checkSkew(signedAt, amzDate: amzDate)
 
-        if let declared = request.first("x-amz-content-sha256").value, declared != request.payloadHash {
+        if let declared = request.first("x-amz-content-sha256").value, !request.payloadHashIs(declared) {
             throw Self.error(
                 "InvalidSignatureException",
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
@@ -181,15 +181,17 @@ public final class SigV4Verifier: Sendable {
 
     /// Whether `hex` is the lowercase hex form of `bytes`, in time that depends only on the lengths.
     static func constantTimeHexEqual(_ bytes: UnsafeRawBufferPointer, _ hex: ArraySlice<UInt8>) -> Bool {
-        hex.withUnsafeBufferPointer { text in
-            guard text.count == bytes.count * 2 else { return false }
-            var difference: UInt8 = 0
-            for (index, byte) in bytes.enumerated() {
-                difference |= text[2 * index] ^ UInt8.lowercaseHexDigit(byte >> 4)
-                difference |= text[2 * index + 1] ^ UInt8.lowercaseHexDigit(byte & 0x0F)
-            }
-            return difference == 0
+        hex.withUnsafeBufferPointer { constantTimeHexEqual(bytes, $0) }
+    }
+
+    static func constantTimeHexEqual(_ bytes: UnsafeRawBufferPointer, _ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard text.count == bytes.count * 2 else { return false }
+        var difference: UInt8 = 0
+        for (index, byte) in bytes.enumerated() {
+            difference |= text[2 * index] ^ UInt8.lowercaseHexDigit(byte >> 4)
+            difference |= text[2 * index + 1] ^ UInt8.lowercaseHexDigit(byte & 0x0F)
         }
+        return difference == 0
     }
 
     /// Parses `yyyyMMdd'T'HHmmss'Z'` (UTC) by arithmetic: no Calendar on the request path. Dates that do not exist

@@ -77,17 +77,17 @@ public enum HTTP1 {
         }
     }
 
+    /// An instance's response head: only what the invocation path passes on or frames the body by is kept (no
+    /// array of every field).
     public struct ResponseHead: Sendable {
         public var status: Int
         public var minorVersion: Int
-        public var headers: [(name: String, value: String)]
+        /// The first Content-Type.
+        public var contentType: String?
+        /// The first X-Amzn-SageMaker-Custom-Attributes.
+        public var customAttributes: String?
         public var framing: BodyFraming
         public var keepAlive: Bool
-
-        public func first(_ name: String) -> String? {
-            for header in headers where header.name.sameBytes(as: name) { return header.value }
-            return nil
-        }
     }
 
     // MARK: Finding and reading heads
@@ -186,15 +186,20 @@ public enum HTTP1 {
 
         var keepAlive = minor == 1
         var expectsContinue = false
-        let framing = try bodyFraming(headers, isRequest: true, minorVersion: minor)
+        var framingFields = FramingFields()
         for header in headers {
-            if header.name.sameBytes(as: "connection") {
+            if header.name.sameBytes(as: "content-length") {
+                try framingFields.addContentLength(header.value)
+            } else if header.name.sameBytes(as: "transfer-encoding") {
+                try framingFields.addTransferEncoding(header.value)
+            } else if header.name.sameBytes(as: "connection") {
                 if hasToken(header.value, "close") { keepAlive = false }
                 if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
             } else if header.name.sameBytes(as: "expect") {
                 if minor == 1, equalsIgnoringCase(header.value, "100-continue") { expectsContinue = true }
             }
         }
+        let framing = try framingFields.framing(isRequest: true, minorVersion: minor)
         return RequestHead(
             method: method,
             target: target,
@@ -222,26 +227,51 @@ public enum HTTP1 {
             status = status * 10 + Int(byte - 0x30)
         }
         guard status >= 100 else { throw .malformed("bad status code") }
-        let headers = try readFields(&lines)
         var keepAlive = minor == 1
-        for header in headers where header.name.sameBytes(as: "connection") {
-            if hasToken(header.value, "close") { keepAlive = false }
-            if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
+        var contentType: String?
+        var customAttributes: String?
+        var framingFields = FramingFields()
+        try forEachField(&lines) { name, value throws(ParseError) in
+            if nameIs(bytes, name, "content-length") {
+                try framingFields.addContentLength(string(bytes, value))
+            } else if nameIs(bytes, name, "transfer-encoding") {
+                try framingFields.addTransferEncoding(string(bytes, value))
+            } else if nameIs(bytes, name, "content-type") {
+                if contentType == nil { contentType = string(bytes, value) }
+            } else if nameIs(bytes, name, "x-amzn-sagemaker-custom-attributes") {
+                if customAttributes == nil { customAttributes = string(bytes, value) }
+            } else if nameIs(bytes, name, "connection") {
+                let text = string(bytes, value)
+                if hasToken(text, "close") { keepAlive = false }
+                if minor == 0, hasToken(text, "keep-alive") { keepAlive = true }
+            }
         }
         let framing: BodyFraming
         if status < 200 || status == 204 || status == 304 {
             framing = .length(0)
         } else {
-            framing = try bodyFraming(headers, isRequest: false, minorVersion: minor) ?? .untilClose
+            framing = try framingFields.framing(isRequest: false, minorVersion: minor) ?? .untilClose
         }
         if framing == .untilClose { keepAlive = false }
         return ResponseHead(
             status: status,
             minorVersion: minor,
-            headers: headers,
+            contentType: contentType,
+            customAttributes: customAttributes,
             framing: framing,
             keepAlive: keepAlive
         )
+    }
+
+    /// Whether the field name at `range` is `lower` (a lower-case literal), in any case.
+    private static func nameIs(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: StaticString) -> Bool {
+        guard range.count == lower.utf8CodeUnitCount else { return false }
+        let letters = lower.utf8Start
+        for offset in 0..<range.count {
+            let byte = bytes[range.lowerBound + offset]
+            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != letters[offset] { return false }
+        }
+        return true
     }
 
     /// `HTTP/1.0` or `HTTP/1.1` → its minor version.
@@ -262,9 +292,22 @@ public enum HTTP1 {
         let bytes = lines.bytes
         var headers: [(name: String, value: String)] = []
         headers.reserveCapacity(12)
+        try forEachField(&lines) { name, value in headers.append((lowercased(bytes, name), string(bytes, value))) }
+        return headers
+    }
+
+    /// Checks each header field up to the empty line and hands its name and value (without surrounding whitespace)
+    /// to `body` as ranges of the head's bytes.
+    private static func forEachField(
+        _ lines: inout Lines,
+        _ body: (_ name: Range<Int>, _ value: Range<Int>) throws(ParseError) -> Void
+    ) throws(ParseError) {
+        let bytes = lines.bytes
+        var count = 0
         while let line = lines.next() {
-            if line.isEmpty { return headers }
-            guard headers.count < maximumHeaderCount else { throw .malformed("too many header fields") }
+            if line.isEmpty { return }
+            guard count < maximumHeaderCount else { throw .malformed("too many header fields") }
+            count += 1
             var colon = line.lowerBound
             while colon < line.upperBound, isTokenByte(bytes[colon]) { colon += 1 }
             guard colon > line.lowerBound, colon < line.upperBound, bytes[colon] == UInt8(ascii: ":") else {
@@ -280,72 +323,71 @@ public enum HTTP1 {
                     throw .malformed("control character in a header field")
                 }
             }
-            headers.append((lowercased(bytes, line.lowerBound..<colon), string(bytes, start..<end)))
+            try body(line.lowerBound..<colon, start..<end)
         }
         throw .malformed("unterminated head")
     }
 
-    /// Content-Length or Transfer-Encoding; nil when the message has neither.
-    private static func bodyFraming(
-        _ headers: [(name: String, value: String)],
-        isRequest: Bool,
-        minorVersion: Int
-    ) throws(ParseError) -> BodyFraming? {
-        var length: Int?
-        var codings: [Substring] = []
-        for header in headers {
-            if header.name.sameBytes(as: "content-length") {
-                // One number, or the same number repeated in a list ("5, 5"), as RFC 9110 8.6 allows.
-                // Each element: optional whitespace, digits, optional whitespace ("1 2" is refused).
-                var value = 0
-                var digits = 0
-                var numberEnded = false
-                let bytes = header.value.utf8
-                var index = bytes.startIndex
-                while true {
-                    let byte = index < bytes.endIndex ? bytes[index] : UInt8(ascii: ",")
-                    if byte == UInt8(ascii: ",") {
-                        guard digits > 0, length == nil || length == value else {
-                            throw .malformed("bad Content-Length")
-                        }
-                        length = value
-                        value = 0
-                        digits = 0
-                        numberEnded = false
-                    } else if byte == 0x20 || byte == 0x09 {
-                        numberEnded = digits > 0
-                    } else {
-                        guard byte >= 0x30, byte <= 0x39, digits < 15, !numberEnded else {
-                            throw .malformed("bad Content-Length")
-                        }
-                        value = value * 10 + Int(byte - 0x30)
-                        digits += 1
+    /// Content-Length and Transfer-Encoding fields, gathered as a head is read; ``framing(isRequest:minorVersion:)``
+    /// then gives the body's framing, nil when the message has neither.
+    private struct FramingFields {
+        private var length: Int?
+        private var codings: [Substring] = []
+
+        /// One number, or the same number repeated in a list ("5, 5"), as RFC 9110 8.6 allows. Each element:
+        /// optional whitespace, digits, optional whitespace ("1 2" is refused).
+        mutating func addContentLength(_ text: String) throws(ParseError) {
+            var value = 0
+            var digits = 0
+            var numberEnded = false
+            let bytes = text.utf8
+            var index = bytes.startIndex
+            while true {
+                let byte = index < bytes.endIndex ? bytes[index] : UInt8(ascii: ",")
+                if byte == UInt8(ascii: ",") {
+                    guard digits > 0, length == nil || length == value else { throw .malformed("bad Content-Length") }
+                    length = value
+                    value = 0
+                    digits = 0
+                    numberEnded = false
+                } else if byte == 0x20 || byte == 0x09 {
+                    numberEnded = digits > 0
+                } else {
+                    guard byte >= 0x30, byte <= 0x39, digits < 15, !numberEnded else {
+                        throw .malformed("bad Content-Length")
                     }
-                    guard index < bytes.endIndex else { break }
-                    index = bytes.index(after: index)
+                    value = value * 10 + Int(byte - 0x30)
+                    digits += 1
                 }
-            } else if header.name.sameBytes(as: "transfer-encoding") {
-                var found = false
-                for coding in header.value.split(separator: ",") {
-                    let trimmed = coding.trimmingWhitespace()
-                    if !trimmed.isEmpty {
-                        codings.append(trimmed)
-                        found = true
-                    }
-                }
-                guard found else { throw .malformed("empty Transfer-Encoding") }
+                guard index < bytes.endIndex else { break }
+                index = bytes.index(after: index)
             }
         }
-        guard !codings.isEmpty else { return length.map { .length($0) } }
-        if length != nil { throw .malformed("both Content-Length and Transfer-Encoding") }
-        if isRequest, minorVersion == 0 { throw .malformed("Transfer-Encoding in an HTTP/1.0 request") }
-        // Only chunked is undone; any other coding (gzip, compress, …), in a request or an instance's answer,
-        // would hand on bytes that are not the body.
-        guard codings.count == 1, equalsIgnoringCase(String(codings[0]), "chunked") else {
-            let other = codings.first { !equalsIgnoringCase(String($0), "chunked") } ?? codings[0]
-            throw .unsupportedTransferCoding(String(other))
+
+        mutating func addTransferEncoding(_ text: String) throws(ParseError) {
+            var found = false
+            for coding in text.split(separator: ",") {
+                let trimmed = coding.trimmingWhitespace()
+                if !trimmed.isEmpty {
+                    codings.append(trimmed)
+                    found = true
+                }
+            }
+            guard found else { throw .malformed("empty Transfer-Encoding") }
         }
-        return .chunked
+
+        func framing(isRequest: Bool, minorVersion: Int) throws(ParseError) -> BodyFraming? {
+            guard !codings.isEmpty else { return length.map { .length($0) } }
+            if length != nil { throw .malformed("both Content-Length and Transfer-Encoding") }
+            if isRequest, minorVersion == 0 { throw .malformed("Transfer-Encoding in an HTTP/1.0 request") }
+            // Only chunked is undone; any other coding (gzip, compress, …), in a request or an instance's answer,
+            // would hand on bytes that are not the body.
+            guard codings.count == 1, equalsIgnoringCase(String(codings[0]), "chunked") else {
+                let other = codings.first { !equalsIgnoringCase(String($0), "chunked") } ?? codings[0]
+                throw .unsupportedTransferCoding(String(other))
+            }
+            return .chunked
+        }
     }
 
     // MARK: Bodies

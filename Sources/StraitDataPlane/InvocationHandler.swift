@@ -53,8 +53,8 @@ extension HTTPConnectionHandler: UpstreamClient {
             method: request.head.method,
             target: request.head.target,
             headers: request.head.headers,
-            payloadHash: request.body.bytes?.withUnsafeReadableBytes { SigV4.hexSHA256($0) }
-                ?? SigV4.hexSHA256(UnsafeRawBufferPointer(start: nil, count: 0)),
+            payloadDigest: request.body.bytes?.withUnsafeReadableBytes { SigV4.sha256($0) }
+                ?? SigV4.sha256(UnsafeRawBufferPointer(start: nil, count: 0)),
             namesAreLowercase: true  // HTTP1 lower-cases them as it reads them
         )
         _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)
@@ -263,9 +263,9 @@ extension HTTPConnectionHandler: UpstreamClient {
             let keepAlive = request.head.keepAlive && !call.close
             var out = outputBuffer(capacity: 256, context: context)
             Self.writeStatusLine(&out, minorVersion: request.head.minorVersion, status: 200)
-            if let contentType = head.first("content-type") { Self.writeHeader(&out, "content-type", contentType) }
+            if let contentType = head.contentType { Self.writeHeader(&out, "content-type", contentType) }
             Self.writeHeader(&out, "x-Amzn-Invoked-Production-Variant", call.variant.name)
-            if let attributes = head.first("x-amzn-sagemaker-custom-attributes") {
+            if let attributes = head.customAttributes {
                 Self.writeHeader(&out, "X-Amzn-SageMaker-Custom-Attributes", attributes)
             }
             respond(

@@ -396,6 +396,43 @@ extension TestSigner: CustomTestStringConvertible {
         #expect(error?.code == "InvalidSignatureException")
         #expect(error?.message.contains("x-amz-content-sha256") == true)
     }
+
+    /// The data plane hands over the body's digest instead of its hex: the same requests verify, and fail, alike.
+    @Test(arguments: ["none", "match", "other body", "uppercase", "short"])
+    func bodyDigestInPlaceOfItsHex(declared: String) throws {
+        let body = Array(TestSigner.jsonBody.utf8)
+        let hash = SigV4.hexSHA256(body)
+        let header: String? =
+            switch declared {
+            case "none": nil
+            case "match": hash
+            case "uppercase": hash.uppercased()
+            case "short": String(hash.dropLast())
+            default: SigV4.hexSHA256(Array(declared.utf8))
+            }
+        let signed = TestSigner().signedRequest(extraHeaders: header.map { [("X-Amz-Content-Sha256", $0)] } ?? [])
+        let byDigest = SignableRequest(
+            method: signed.method,
+            target: signed.path,
+            headers: signed.headers,
+            payloadDigest: body.withUnsafeBytes { SigV4.sha256($0) }
+        )
+        #expect(byDigest.payloadHash == hash)
+        if declared == "none" || declared == "match" {
+            #expect(try verifier.verify(byDigest) == "AKIDEXAMPLE")
+        } else {
+            #expect(failure(byDigest)?.message.contains("x-amz-content-sha256") == true)
+            #expect(failure(signed)?.message.contains("x-amz-content-sha256") == true)
+        }
+        // A digest of other bytes breaks the signature, as a wrong hex hash does.
+        let otherBody = SignableRequest(
+            method: signed.method,
+            target: signed.path,
+            headers: signed.headers,
+            payloadDigest: Array("other".utf8).withUnsafeBytes { SigV4.sha256($0) }
+        )
+        #expect(failure(otherBody) != nil)
+    }
 }
 
 @Suite struct SigV4SignerTests {

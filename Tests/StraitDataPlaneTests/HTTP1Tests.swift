@@ -143,7 +143,8 @@ import Testing
         #expect(ok.status == 200)
         #expect(ok.framing == .length(4))
         #expect(ok.keepAlive)
-        #expect(ok.first("content-type") == "text/csv")
+        #expect(ok.contentType == "text/csv")
+        #expect(ok.customAttributes == nil)
         #expect(try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?.framing == .chunked)
         let untilClose = try #require(try parse("HTTP/1.1 200 OK\r\n\r\n"))
         #expect(untilClose.framing == .untilClose)
@@ -152,6 +153,20 @@ import Testing
         #expect(try parse("HTTP/1.1 100 Continue\r\n\r\n")?.status == 100)
         #expect(try parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")?.keepAlive == false)
         #expect(try parse("HTTP/1.1 500\r\nContent-Length: 0\r\n\r\n")?.status == 500)
+    }
+
+    @Test func keepsTheFirstContentTypeAndCustomAttributesInAnyCase() throws {
+        let head = try #require(
+            try parse(
+                "HTTP/1.1 200 OK\r\nCONTENT-TYPE:  application/json \r\ncontent-type: text/csv\r\n"
+                    + "X-Amzn-SageMaker-Custom-Attributes: a=1; b=2\r\nx-amzn-sagemaker-custom-attributes: c\r\n"
+                    + "Content-Typf: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"
+            )
+        )
+        #expect(head.contentType == "application/json")
+        #expect(head.customAttributes == "a=1; b=2")
+        #expect(head.framing == .length(2))
+        #expect(!head.keepAlive)
     }
 
     @Test(arguments: [
