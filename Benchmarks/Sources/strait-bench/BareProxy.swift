@@ -27,6 +27,7 @@ final class BareProxy {
         process.arguments = ["--bare-proxy-serve", "\(port)=\(upstream.host):\(upstream.port)"]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        Children.started(process)
         let proxy = BareProxy(process: process, port: port)
         guard Loopback.waitUntilListening(port: port, process: process) else {
             proxy.stop()
@@ -36,6 +37,7 @@ final class BareProxy {
     }
 
     func stop() {
+        Children.finished(process)
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()

@@ -26,6 +26,7 @@ final class BenchServer {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
+        Children.started(process) { Self.removeDirectory(directory) }
         var text = ""
         let deadline = Date().addingTimeInterval(30)
         while !text.contains("Point boto3"), Date() < deadline {
@@ -49,6 +50,7 @@ final class BenchServer {
             if line.contains("(zonal,"), let zonal = address(url) { zonals.append(zonal) }
         }
         guard let api, !zonals.isEmpty else {
+            Children.finished(process)
             process.terminate()
             throw BenchError("strait serve did not start:\n\(text)")
         }
@@ -85,9 +87,20 @@ final class BenchServer {
     }
 
     func stop() {
+        Children.finished(process)
         process.terminate()
         process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: dataDirectory)
+        Self.removeDirectory(dataDirectory)
+    }
+
+    /// Removes the data directory, again if an instance that outlived the server for a moment wrote into it
+    /// meanwhile.
+    private static func removeDirectory(_ path: String) {
+        for _ in 0..<10 {
+            try? FileManager.default.removeItem(atPath: path)
+            guard FileManager.default.fileExists(atPath: path) else { return }
+            usleep(100_000)
+        }
     }
 }
 

@@ -69,6 +69,7 @@ final class NginxProxy {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
+        Children.started(process) { try? FileManager.default.removeItem(atPath: directory) }
         let proxy = NginxProxy(process: process, directory: directory, port: port)
         guard Loopback.waitUntilListening(port: port, process: process) else {
             let log = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""
@@ -79,6 +80,7 @@ final class NginxProxy {
     }
 
     func stop() {
+        Children.finished(process)
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()

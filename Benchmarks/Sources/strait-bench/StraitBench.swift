@@ -57,6 +57,7 @@ struct StraitBench: AsyncParsableCommand {
             try VerifyBench.run(calls: verifyOnly, payload: payload)
             return
         }
+        Children.stopOnInterrupt()
         let server = try BenchServer.start(binary: strait)
         defer { server.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
