@@ -157,9 +157,11 @@ public struct SignableRequest: Sendable {
     func first(_ name: String) -> (value: String?, count: Int) {
         var found: String?
         var count = 0
-        for header in headers where header.name.sameBytes(as: name) {
-            if found == nil { found = header.value }
-            count += 1
+        headers.withUnsafeBufferPointer { headers in  // in place, as in appendCanonicalRequest
+            for index in headers.indices where headers[index].name.sameBytes(as: name) {
+                if found == nil { found = headers[index].value }
+                count += 1
+            }
         }
         return (found, count)
     }
@@ -212,10 +214,14 @@ public enum SigV4 {
                 out.append(contentsOf: name)
                 out.append(UInt8(ascii: ":"))
                 var first = true
-                for header in request.headers where holds(header.name, name) {
-                    if !first { out.append(UInt8(ascii: ",")) }
-                    first = false
-                    appendCanonicalHeaderValue(header.value, to: &out)
+                // Through a buffer pointer: the fields are read in place, where `for header in` would copy (retain
+                // and release) both strings of every field, for every signed name.
+                request.headers.withUnsafeBufferPointer { headers in
+                    for index in headers.indices where holds(headers[index].name, name) {
+                        if !first { out.append(UInt8(ascii: ",")) }
+                        first = false
+                        appendCanonicalHeaderValue(headers[index].value, to: &out)
+                    }
                 }
                 out.append(UInt8(ascii: "\n"))
             }

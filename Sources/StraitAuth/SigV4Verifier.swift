@@ -308,7 +308,8 @@ public final class SigningKeyCache: @unchecked Sendable {
     }
 
     func hmac(accessKeyID: String, date: String, derive: () -> [UInt8]) -> KeyedHMACSHA256 {
-        if let last, last.name.accessKeyID == accessKeyID, last.name.date == date { return last.hmac }
+        // Compared in place: `if let last` would copy the name's two strings (and the 224-byte state) first.
+        if last?.name.accessKeyID == accessKeyID, last?.name.date == date, let hmac = last?.hmac { return hmac }
         let name = Name(accessKeyID: accessKeyID, date: date)
         let hmac: KeyedHMACSHA256
         if let known = keyed[name] {

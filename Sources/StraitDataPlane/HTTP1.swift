@@ -72,8 +72,13 @@ public enum HTTP1 {
 
         /// The first value of a header, by lower-case name.
         public func first(_ name: String) -> String? {
-            for header in headers where header.name.sameBytes(as: name) { return header.value }
-            return nil
+            // Through a buffer pointer: `for header in` would copy (retain and release) both strings of each field.
+            headers.withUnsafeBufferPointer { headers in
+                for index in headers.indices where headers[index].name.sameBytes(as: name) {
+                    return headers[index].value
+                }
+                return nil
+            }
         }
     }
 

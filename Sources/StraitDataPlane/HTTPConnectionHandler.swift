@@ -228,10 +228,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
                 }
                 phase = .responding
                 if input?.readableBytes == 0 { input = nil }
-                if let request = current {
-                    current = nil
-                    dispatch(request, context: context)
-                }
+                if let request = current.take() { dispatch(request, context: context) }
             case .responding, .closed:
                 return
             }
@@ -277,8 +274,8 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
             case .needMore:
                 return false
             case .data(var slice, let last):
-                guard var request = current else { return false }
-                current = nil  // one reference to the body while it grows, so appending does not copy it
+                // Moved out: one reference to the body while it grows, so appending does not copy it.
+                guard var request = current.take() else { return false }
                 request.body.append(&slice, last: last, expected: expected, allocator: context.channel.allocator)
                 current = request
             case .end:
@@ -287,7 +284,8 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func dispatch(_ request: Request, context: ChannelHandlerContext) {
+    /// Takes the request (`consuming`): an invocation moves it into its in-flight call without copying its fields.
+    private func dispatch(_ request: consuming Request, context: ChannelHandlerContext) {
         switch request.kind {
         case .invocation(let endpoint):
             handleInvocation(request, endpoint: endpoint, context: context)

@@ -26,7 +26,7 @@ extension HTTPConnectionHandler: UpstreamClient {
         }
     }
 
-    func handleInvocation(_ request: Request, endpoint: String, context: ChannelHandlerContext) {
+    func handleInvocation(_ request: consuming Request, endpoint: String, context: ChannelHandlerContext) {
         let keepGoing = activity.requestStarted()
         pendingRecord = nil
         let requestID = loop?.nextRequestID()
@@ -127,7 +127,7 @@ extension HTTPConnectionHandler: UpstreamClient {
     /// Picks a variant and an instance and sends the call; a connection that cannot be made moves the call to another
     /// instance.
     private func forward(
-        _ request: Request,
+        _ request: consuming Request,
         route: EndpointRoute,
         requestID: RequestID?,
         close: Bool,
@@ -182,8 +182,10 @@ extension HTTPConnectionHandler: UpstreamClient {
         upstream.writeStaticString("POST /invocations HTTP/1.1\r\n")
         Self.writeHeader(&upstream, "host", instance.hostHeader)
         Self.writeHeader(&upstream, "content-length", String(bodySize))
-        for header in request.head.headers where Self.isForwarded(header.name) {
-            Self.writeHeader(&upstream, header.name, header.value)
+        request.head.headers.withUnsafeBufferPointer { headers in  // in place, as in HTTP1.RequestHead.first
+            for index in headers.indices where Self.isForwarded(headers[index].name) {
+                Self.writeHeader(&upstream, headers[index].name, headers[index].value)
+            }
         }
         upstream.writeStaticString("\r\n")
         // A small body goes in the same buffer as the head: one iovec, one copy of a few bytes.
@@ -256,13 +258,12 @@ extension HTTPConnectionHandler: UpstreamClient {
 
     /// Answers the caller from the instance's outcome, or moves the call to another instance.
     private func complete(_ call: InFlightCall, outcome: UpstreamOutcome) {
-        let (request, route, context) = (call.request, call.route, call.context)
         let error: ServiceError
         switch outcome {
         case .response(let head, let body) where (200..<300).contains(head.status):
-            let keepAlive = request.head.keepAlive && !call.close
-            var out = outputBuffer(capacity: 256, context: context)
-            Self.writeStatusLine(&out, minorVersion: request.head.minorVersion, status: 200)
+            let keepAlive = call.request.head.keepAlive && !call.close
+            var out = outputBuffer(capacity: 256, context: call.context)
+            Self.writeStatusLine(&out, minorVersion: call.request.head.minorVersion, status: 200)
             if let contentType = head.contentType { Self.writeHeader(&out, "content-type", contentType) }
             Self.writeHeader(&out, "x-Amzn-Invoked-Production-Variant", call.variant.name)
             if let attributes = head.customAttributes {
@@ -274,12 +275,12 @@ extension HTTPConnectionHandler: UpstreamClient {
                 requestID: call.requestID,
                 keepAlive: keepAlive,
                 omitBody: false,
-                context: context
+                context: call.context
             )
             return
         case .response(let head, let body):
             let original = String(decoding: body.readableBytesView.prefix(4096), as: UTF8.self)
-            error = modelError(status: head.status, original: original, route: route)
+            error = modelError(status: head.status, original: original, route: call.route)
         case .connectFailed, .staleConnection:
             // A failed connect rules the instance out for this call. A stale connection does not (the instance may
             // only have closed an idle kept-alive connection, or a new one was reset at once): the call is tried once
@@ -292,11 +293,11 @@ extension HTTPConnectionHandler: UpstreamClient {
                 retry = call.instance.id
             }
             forward(
-                request,
-                route: route,
+                call.request,
+                route: call.route,
                 requestID: call.requestID,
                 close: call.close,
-                context: context,
+                context: call.context,
                 tried: call.tried + [retry]
             )
             return
@@ -304,29 +305,29 @@ extension HTTPConnectionHandler: UpstreamClient {
             error = modelError(
                 status: 0,
                 original: "The connection to the model container closed before it answered.",
-                route: route
+                route: call.route
             )
         case .timedOut:
             error = modelError(
                 status: 0,
                 original:
                     "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.",
-                route: route
+                route: call.route
             )
         case .malformed(let reason):
             error = modelError(
                 status: 0,
                 original: "The model container's answer could not be read as HTTP/1.1: \(reason).",
-                route: route
+                route: call.route
             )
         case .responseTooLarge:
             error = modelError(
                 status: 0,
                 original: "The model's response is larger than \(DataPlane.maximumPayloadSize) bytes.",
-                route: route
+                route: call.route
             )
         }
-        fail(error, head: request.head, requestID: call.requestID, close: call.close, context: context)
+        fail(error, head: call.request.head, requestID: call.requestID, close: call.close, context: call.context)
     }
 
     private func logStream(_ route: EndpointRoute) -> String {
