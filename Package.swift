@@ -25,7 +25,11 @@ let package = Package(
         .target(name: "StraitCore"),
         .target(name: "StraitStore", dependencies: ["StraitCore", "CSQLite"]),
         // libcrypto (libssl-dev), for SHA-256 without a heap object per hash.
-        .systemLibrary(name: "CLibcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CLibcrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
         .target(name: "StraitAuth", dependencies: ["StraitCore", "CLibcrypto"]),
         .target(
             name: "StraitControlPlane",

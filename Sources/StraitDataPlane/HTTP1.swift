@@ -194,9 +194,9 @@ public enum HTTP1 {
         var framingFields = FramingFields()
         for header in headers {
             if header.name.sameBytes(as: "content-length") {
-                try framingFields.addContentLength(header.value)
+                framingFields.addContentLength(header.value)
             } else if header.name.sameBytes(as: "transfer-encoding") {
-                try framingFields.addTransferEncoding(header.value)
+                framingFields.addTransferEncoding(header.value)
             } else if header.name.sameBytes(as: "connection") {
                 if hasToken(header.value, "close") { keepAlive = false }
                 if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
@@ -238,9 +238,9 @@ public enum HTTP1 {
         var framingFields = FramingFields()
         try forEachField(&lines) { name, value throws(ParseError) in
             if nameIs(bytes, name, "content-length") {
-                try framingFields.addContentLength(string(bytes, value))
+                framingFields.addContentLength(string(bytes, value))
             } else if nameIs(bytes, name, "transfer-encoding") {
-                try framingFields.addTransferEncoding(string(bytes, value))
+                framingFields.addTransferEncoding(string(bytes, value))
             } else if nameIs(bytes, name, "content-type") {
                 if contentType == nil { contentType = string(bytes, value) }
             } else if nameIs(bytes, name, "x-amzn-sagemaker-custom-attributes") {
@@ -334,14 +334,27 @@ public enum HTTP1 {
     }
 
     /// Content-Length and Transfer-Encoding fields, gathered as a head is read; ``framing(isRequest:minorVersion:)``
-    /// then gives the body's framing, nil when the message has neither.
+    /// then gives the body's framing, nil when the message has neither. A malformed field is held until then: a
+    /// response whose status has no body (1xx, 204, 304) never asks, and its framing fields are not read.
     private struct FramingFields {
         private var length: Int?
         private var codings: [Substring] = []
+        /// The first malformed field's error.
+        private var error: ParseError?
+
+        mutating func addContentLength(_ text: String) {
+            guard error == nil else { return }
+            do throws(ParseError) { try readContentLength(text) } catch { self.error = error }
+        }
+
+        mutating func addTransferEncoding(_ text: String) {
+            guard error == nil else { return }
+            do throws(ParseError) { try readTransferEncoding(text) } catch { self.error = error }
+        }
 
         /// One number, or the same number repeated in a list ("5, 5"), as RFC 9110 8.6 allows. Each element:
         /// optional whitespace, digits, optional whitespace ("1 2" is refused).
-        mutating func addContentLength(_ text: String) throws(ParseError) {
+        private mutating func readContentLength(_ text: String) throws(ParseError) {
             var value = 0
             var digits = 0
             var numberEnded = false
@@ -369,7 +382,7 @@ public enum HTTP1 {
             }
         }
 
-        mutating func addTransferEncoding(_ text: String) throws(ParseError) {
+        private mutating func readTransferEncoding(_ text: String) throws(ParseError) {
             var found = false
             for coding in text.split(separator: ",") {
                 let trimmed = coding.trimmingWhitespace()
@@ -382,6 +395,7 @@ public enum HTTP1 {
         }
 
         func framing(isRequest: Bool, minorVersion: Int) throws(ParseError) -> BodyFraming? {
+            if let error { throw error }
             guard !codings.isEmpty else { return length.map { .length($0) } }
             if length != nil { throw .malformed("both Content-Length and Transfer-Encoding") }
             if isRequest, minorVersion == 0 { throw .malformed("Transfer-Encoding in an HTTP/1.0 request") }

@@ -67,7 +67,9 @@ import Testing
         #expect(hex(hasher.finalize()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
-    @Test(arguments: [
+    /// RFC 4231's cases 1–4, 6 and 7, and three more computed with Python's hmac module: a key of exactly one block
+    /// (used as it is) with an empty message, an empty key, a key one byte longer than the block.
+    static let hmacCases: [(keyHex: String, message: [UInt8], expected: String)] = [
         (
             String(repeating: "0b", count: 20), Array("Hi There".utf8),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
@@ -84,6 +86,16 @@ import Testing
             "0102030405060708090a0b0c0d0e0f10111213141516171819", [UInt8](repeating: 0xCD, count: 50),
             "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"
         ),
+        (
+            String(repeating: "0b", count: 64), [],
+            "75c2e15a41527bb3a793d864734d4e49cb8dc405cdf2b2ff6a44169afa1c5dee"
+        ),
+        ("", Array("abc".utf8), "fd7adb152c05ef80dccf50a1fa4c05d5a3ec6da95575fc312ae7c5d091836351"),
+        (
+            keyOf65Bytes,
+            Array(repeating: UInt8(ascii: "x"), count: 64),
+            "8f25dd0369e938dc79512cee2fc3b43f51af3a40b9458f6f7ff8f1570a6d5480"
+        ),
         // A key longer than the block is hashed first.
         (
             String(repeating: "aa", count: 131),
@@ -98,7 +110,12 @@ import Testing
             ),
             "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"
         ),
-    ])
+    ]
+
+    /// The bytes 0x00 … 0x40 in hex.
+    static let keyOf65Bytes = (0..<65).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+
+    @Test(arguments: hmacCases)
     func knownHMACs(keyHex: String, message: [UInt8], expected: String) {
         let keyed = KeyedHMACSHA256(key: bytes(hex: keyHex))
         #expect(hex(keyed.authenticationCode(for: message)) == expected)

@@ -155,6 +155,18 @@ import Testing
         #expect(try parse("HTTP/1.1 500\r\nContent-Length: 0\r\n\r\n")?.status == 500)
     }
 
+    /// A status without a body (1xx, 204, 304) is framed by its status: its framing fields are not read, as before
+    /// they were parsed field by field.
+    @Test(arguments: [
+        "HTTP/1.1 204 No Content\r\nContent-Length: x\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 1, 2\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\nTransfer-Encoding: ,\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n",
+    ])
+    func bodylessStatusesIgnoreTheirFramingFields(_ text: String) throws {
+        #expect(try parse(text)?.framing == .length(0))
+    }
+
     @Test func keepsTheFirstContentTypeAndCustomAttributesInAnyCase() throws {
         let head = try #require(
             try parse(
@@ -173,6 +185,8 @@ import Testing
         "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 abc OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
         "HTTX/1.1 200 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nA: \u{1}\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n",
         // Codings other than chunked are not undone: passing the bytes on would hand over something else.
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
