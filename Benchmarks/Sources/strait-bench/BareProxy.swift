@@ -52,6 +52,10 @@ final class BareProxy {
             let upstreamPort = Int(parts[1][parts[1].index(after: colon)...])
         else { throw BenchError("--bare-proxy-serve needs listenPort=host:port, not \(spec)") }
         let upstreamHost = String(parts[1][..<colon])
+        // The benchmark ignores these signals while it installs its own handling; a child started then would
+        // inherit "ignored" and could not be stopped.
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
         let parent = getppid()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         _ = try ServerBootstrap(group: group)

@@ -16,6 +16,7 @@ enum Children {
     }
 
     private static let running = Mutex<[ObjectIdentifier: Child]>([:])
+    private static let interrupted = Mutex(false)
     /// Kept for the life of the process; set once, before any child starts.
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
@@ -25,8 +26,14 @@ enum Children {
         running.withLock { $0[ObjectIdentifier(process)] = child }
     }
 
+    /// Takes `process` back from the interrupt handler before its owner stops it. When the handler already has it
+    /// (an interrupt is being handled), this waits for the handler to end the benchmark instead: two threads must
+    /// not stop the same `Process`.
     static func finished(_ process: Process) {
-        _ = running.withLock { $0.removeValue(forKey: ObjectIdentifier(process)) }
+        let owned = running.withLock { $0.removeValue(forKey: ObjectIdentifier(process)) } != nil
+        guard owned || !interrupted.withLock({ $0 }) else {
+            while true { sleep(1) }
+        }
     }
 
     /// From here on, SIGINT and SIGTERM stop every running child, then end the benchmark with the signal's status —
@@ -37,6 +44,7 @@ enum Children {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
+                interrupted.withLock { $0 = true }
                 let children = running.withLock { running in
                     defer { running.removeAll() }
                     return Array(running.values)
