@@ -22,42 +22,27 @@ public struct SignableRequest: Sendable {
         }
         set { payload = .hex(newValue) }
     }
-    /// The body's hash as given: as hex, or as the digest itself (the data plane's, which then needs no string).
-    var payload: Payload
+    /// The body's hash as given.
+    public var payload: Payload
     /// S3's rule: the path is already URI-encoded once and is used as the canonical URI as it is (no second
     /// encoding, no removal of dot or empty segments). Every other service normalises and encodes it.
     public var pathIsCanonical = false
 
-    enum Payload: Sendable {
+    /// The body's SHA-256: as lowercase hex, or as the digest itself, which is hex-encoded straight into the
+    /// canonical request (the data plane's: no string per call).
+    public enum Payload: Sendable {
         case hex(String)
         case digest(SHA256Digest)
     }
 
+    /// `namesAreLowercase` skips lower-casing header names a parser already lower-cased.
     public init(
         method: String,
         path: String,
         query: String,
         headers: [(name: String, value: String)],
-        payloadHash: String,
-        namesAreLowercase: Bool = false
-    ) {
-        self.init(
-            method: method,
-            path: path,
-            query: query,
-            headers: headers,
-            payload: .hex(payloadHash),
-            namesAreLowercase: namesAreLowercase
-        )
-    }
-
-    init(
-        method: String,
-        path: String,
-        query: String,
-        headers: [(name: String, value: String)],
         payload: Payload,
-        namesAreLowercase: Bool
+        namesAreLowercase: Bool = false
     ) {
         self.method = method
         self.path = path
@@ -66,56 +51,21 @@ public struct SignableRequest: Sendable {
         self.payload = payload
     }
 
-    /// Splits a request target (`/path?query`) into path and query.
+    /// Splits a request target (`/path?query`) into path and query, and hashes `body`.
     public init(method: String, target: String, headers: [(name: String, value: String)], body: some Sequence<UInt8>) {
-        let hash =
-            body.withContiguousStorageIfAvailable { SigV4.hexSHA256(UnsafeRawBufferPointer($0)) }
-            ?? SigV4.hexSHA256(Array(body))
-        self.init(method: method, target: target, headers: headers, payloadHash: hash)
+        let digest =
+            body.withContiguousStorageIfAvailable { SigV4.sha256(UnsafeRawBufferPointer($0)) }
+            ?? Array(body).withUnsafeBytes { SigV4.sha256($0) }
+        self.init(method: method, target: target, headers: headers, payload: .digest(digest))
     }
 
-    /// Splits a request target (`/path?query`) into path and query, with the body's hash already computed.
-    /// `namesAreLowercase` skips lower-casing header names a parser already lower-cased.
+    /// Splits a request target (`/path?query`) into path and query.
     public init(
-        method: String,
-        target: String,
-        headers: [(name: String, value: String)],
-        payloadHash: String,
-        namesAreLowercase: Bool = false
-    ) {
-        self.init(
-            method: method,
-            target: target,
-            headers: headers,
-            payload: .hex(payloadHash),
-            namesAreLowercase: namesAreLowercase
-        )
-    }
-
-    /// ``init(method:target:headers:payloadHash:namesAreLowercase:)`` with the body's digest, which is hex-encoded
-    /// straight into the canonical request instead of into a string first.
-    public init(
-        method: String,
-        target: String,
-        headers: [(name: String, value: String)],
-        payloadDigest: SHA256Digest,
-        namesAreLowercase: Bool = false
-    ) {
-        self.init(
-            method: method,
-            target: target,
-            headers: headers,
-            payload: .digest(payloadDigest),
-            namesAreLowercase: namesAreLowercase
-        )
-    }
-
-    private init(
         method: String,
         target: String,
         headers: [(name: String, value: String)],
         payload: Payload,
-        namesAreLowercase: Bool
+        namesAreLowercase: Bool = false
     ) {
         var path = target
         var query = ""

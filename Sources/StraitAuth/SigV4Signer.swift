@@ -29,7 +29,13 @@ public struct SigV4Signer: Sendable {
         all.append(("x-amz-date", amzDate))
         all.append(("x-amz-content-sha256", payloadHash))
         let signedHeaders = Array(Set(all.map(\.name))).sorted()
-        var request = SignableRequest(method: method, path: path, query: query, headers: all, payloadHash: payloadHash)
+        var request = SignableRequest(
+            method: method,
+            path: path,
+            query: query,
+            headers: all,
+            payload: .hex(payloadHash)
+        )
         // S3 signs the (once-encoded) path as it is sent.
         request.pathIsCanonical = service == "s3"
         let scope = "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request"

@@ -270,11 +270,19 @@ public enum HTTP1 {
 
     /// Whether the field name at `range` is `lower` (a lower-case literal), in any case.
     private static func nameIs(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lower: StaticString) -> Bool {
-        guard range.count == lower.utf8CodeUnitCount else { return false }
-        let letters = lower.utf8Start
+        nameIs(bytes, range, UnsafeBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount))
+    }
+
+    /// Whether the field name at `range` is the lower-case bytes `lower`, in any case.
+    private static func nameIs(
+        _ bytes: UnsafeRawBufferPointer,
+        _ range: Range<Int>,
+        _ lower: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        guard range.count == lower.count else { return false }
         for offset in 0..<range.count {
             let byte = bytes[range.lowerBound + offset]
-            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != letters[offset] { return false }
+            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != lower[offset] { return false }
         }
         return true
     }
@@ -622,16 +630,9 @@ public enum HTTP1 {
     /// A token (ASCII only, checked by the caller), lower-cased in the one copy that makes the String.
     private static func lowercased(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
         if range.count > 15 {
-            for known in knownLongNames where known.utf8.count == range.count {
-                var matches = true
-                for (offset, letter) in known.utf8.enumerated() {
-                    let byte = bytes[range.lowerBound + offset]
-                    if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != letter {
-                        matches = false
-                        break
-                    }
-                }
-                if matches { return known }
+            for known in knownLongNames
+            where known.utf8.withContiguousStorageIfAvailable({ nameIs(bytes, range, $0) }) == true {
+                return known
             }
         }
         return String(unsafeUninitializedCapacity: range.count) { buffer in

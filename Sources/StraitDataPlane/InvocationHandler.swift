@@ -53,8 +53,10 @@ extension HTTPConnectionHandler: UpstreamClient {
             method: request.head.method,
             target: request.head.target,
             headers: request.head.headers,
-            payloadDigest: request.body.bytes?.withUnsafeReadableBytes { SigV4.sha256($0) }
-                ?? SigV4.sha256(UnsafeRawBufferPointer(start: nil, count: 0)),
+            payload: .digest(
+                request.body.bytes?.withUnsafeReadableBytes { SigV4.sha256($0) }
+                    ?? SigV4.sha256(UnsafeRawBufferPointer(start: nil, count: 0))
+            ),
             namesAreLowercase: true  // HTTP1 lower-cases them as it reads them
         )
         _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)

@@ -36,13 +36,7 @@ final class BareProxy {
         return proxy
     }
 
-    func stop() {
-        Children.finished(process)
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-    }
+    func stop() { Children.stop(process) }
 
     /// The child's side: `spec` is `listenPort=host:port`. Serves until the process is terminated, or until the
     /// benchmark that started it is gone (a benchmark killed outright leaves no forwarder behind).

@@ -50,8 +50,7 @@ final class BenchServer {
             if line.contains("(zonal,"), let zonal = address(url) { zonals.append(zonal) }
         }
         guard let api, !zonals.isEmpty else {
-            Children.finished(process)
-            process.terminate()
+            Children.stop(process)
             throw BenchError("strait serve did not start:\n\(text)")
         }
         return BenchServer(process: process, dataDirectory: directory, api: api, zonals: zonals)
@@ -86,12 +85,8 @@ final class BenchServer {
         return zonals.first { $0.host.hasPrefix(prefix + ".") }
     }
 
-    func stop() {
-        Children.finished(process)
-        process.terminate()
-        process.waitUntilExit()
-        Self.removeDirectory(dataDirectory)
-    }
+    /// Stops the server and removes its data directory (the clean-up it was started with).
+    func stop() { Children.stop(process) }
 
     /// Removes the data directory, again if an instance that outlived the server for a moment wrote into it
     /// meanwhile.

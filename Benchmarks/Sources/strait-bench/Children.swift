@@ -13,6 +13,12 @@ enum Children {
     private struct Child: @unchecked Sendable {  // Process is used from here only to terminate and wait
         let process: Process
         let cleanUp: @Sendable () -> Void
+
+        func stop() {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            cleanUp()
+        }
     }
 
     private static let running = Mutex<[ObjectIdentifier: Child]>([:])
@@ -20,20 +26,24 @@ enum Children {
     /// Kept for the life of the process; set once, before any child starts.
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
-    /// Stops `process` (and runs `cleanUp`) if the benchmark is interrupted before ``finished(_:)``.
+    /// Records a child just started; `cleanUp` runs once it has exited, whether its owner stops it or an interrupt
+    /// does.
     static func started(_ process: Process, cleanUp: @escaping @Sendable () -> Void = {}) {
         let child = Child(process: process, cleanUp: cleanUp)
         running.withLock { $0[ObjectIdentifier(process)] = child }
     }
 
-    /// Takes `process` back from the interrupt handler before its owner stops it. When the handler already has it
-    /// (an interrupt is being handled), this waits for the handler to end the benchmark instead: two threads must
-    /// not stop the same `Process`.
-    static func finished(_ process: Process) {
-        let owned = running.withLock { $0.removeValue(forKey: ObjectIdentifier(process)) } != nil
-        guard owned || !interrupted.withLock({ $0 }) else {
-            while true { sleep(1) }
+    /// Stops a child its owner is done with: terminates it, waits for it and runs its clean-up. When the interrupt
+    /// handler already has it, this waits for the handler to end the benchmark instead: two threads must not stop
+    /// the same `Process`.
+    static func stop(_ process: Process) {
+        guard let child = running.withLock({ $0.removeValue(forKey: ObjectIdentifier(process)) }) else {
+            if interrupted.withLock({ $0 }) {
+                while true { sleep(1) }
+            }
+            return
         }
+        child.stop()
     }
 
     /// From here on, SIGINT and SIGTERM stop every running child, then end the benchmark with the signal's status —
@@ -49,11 +59,7 @@ enum Children {
                     defer { running.removeAll() }
                     return Array(running.values)
                 }
-                for child in children where child.process.isRunning { child.process.terminate() }
-                for child in children {
-                    child.process.waitUntilExit()
-                    child.cleanUp()
-                }
+                for child in children { child.stop() }
                 exit(128 + number)
             }
             source.resume()

@@ -9,12 +9,10 @@ import Glibc
 /// connections, no access log, one worker per core — the configuration `Benchmarks/peers` uses for its nginx hop.
 final class NginxProxy {
     let process: Process
-    let directory: String
     let port: Int
 
-    private init(process: Process, directory: String, port: Int) {
+    private init(process: Process, port: Int) {
         self.process = process
-        self.directory = directory
         self.port = port
     }
 
@@ -70,7 +68,7 @@ final class NginxProxy {
         process.standardError = FileHandle.nullDevice
         try process.run()
         Children.started(process) { try? FileManager.default.removeItem(atPath: directory) }
-        let proxy = NginxProxy(process: process, directory: directory, port: port)
+        let proxy = NginxProxy(process: process, port: port)
         guard Loopback.waitUntilListening(port: port, process: process) else {
             let log = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""
             proxy.stop()
@@ -79,12 +77,6 @@ final class NginxProxy {
         return proxy
     }
 
-    func stop() {
-        Children.finished(process)
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+    /// Stops nginx and removes its directory (the clean-up it was started with).
+    func stop() { Children.stop(process) }
 }

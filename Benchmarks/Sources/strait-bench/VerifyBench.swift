@@ -34,7 +34,7 @@ enum VerifyBench {
                 method: "POST",
                 target: path,
                 headers: headers,
-                payloadHash: hash,
+                payload: .hex(hash),
                 namesAreLowercase: true
             )
             _ = try verifier.verify(request, keyCache: keys)
