@@ -1,6 +1,12 @@
 public import NIOCore
 import StraitCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// HTTP/1.1 framing on bytes, for the invocation path: request and response heads (RFC 9112), message body framing
 /// and chunked transfer coding, with nothing parsed that the path does not use.
 ///
@@ -100,15 +106,22 @@ public enum HTTP1 {
     /// The length of the head at the start of `bytes` (through its empty line), or nil if it has not all arrived.
     /// `searchFrom` skips what an earlier call already looked at.
     static func headLength(_ bytes: UnsafeRawBufferPointer, searchFrom: Int = 0) -> Int? {
+        // From line feed to line feed (memchr, many bytes a step), not byte by byte: every head is searched whole.
         var index = max(3, searchFrom)
-        let count = bytes.count
-        while index < count {
-            if bytes[index] == 0x0A, bytes[index - 1] == 0x0D, bytes[index - 2] == 0x0A, bytes[index - 3] == 0x0D {
-                return index + 1
-            }
-            index += 1
+        while let lf = lineFeed(in: bytes, from: index) {
+            if bytes[lf - 1] == 0x0D, bytes[lf - 2] == 0x0A, bytes[lf - 3] == 0x0D { return lf + 1 }
+            index = lf + 1
         }
         return nil
+    }
+
+    /// The offset of the first LF in `bytes` at or after `start`.
+    @inline(__always)
+    static func lineFeed(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress,
+            let found = memchr(base + start, 0x0A, bytes.count - start)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
     }
 
     /// Reads a request head from the start of `buffer`. Returns nil while the head is incomplete (`searched` keeps
@@ -157,13 +170,14 @@ public enum HTTP1 {
 
         /// The next line without its CRLF; a bare CR or LF inside stays in the line (and fails field checks).
         mutating func next() -> Range<Int>? {
-            var index = position
-            while index + 1 < bytes.count {
-                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A {
-                    defer { position = index + 2 }
-                    return position..<index
+            // A line's LF is at least one byte past its start (its CR).
+            var index = position + 1
+            while let lf = HTTP1.lineFeed(in: bytes, from: index) {
+                if bytes[lf - 1] == 0x0D {
+                    defer { position = lf + 1 }
+                    return position..<(lf - 1)
                 }
-                index += 1
+                index = lf + 1
             }
             return nil
         }
@@ -187,21 +201,23 @@ public enum HTTP1 {
         }
         let target = string(bytes, targetStart..<index)
         let minor = try version(bytes, index + 1..<line.upperBound)
-        let headers = try readFields(&lines)
-
         var keepAlive = minor == 1
         var expectsContinue = false
         var framingFields = FramingFields()
-        for header in headers {
-            if header.name.sameBytes(as: "content-length") {
-                framingFields.addContentLength(header.value)
-            } else if header.name.sameBytes(as: "transfer-encoding") {
-                framingFields.addTransferEncoding(header.value)
-            } else if header.name.sameBytes(as: "connection") {
-                if hasToken(header.value, "close") { keepAlive = false }
-                if minor == 0, hasToken(header.value, "keep-alive") { keepAlive = true }
-            } else if header.name.sameBytes(as: "expect") {
-                if minor == 1, equalsIgnoringCase(header.value, "100-continue") { expectsContinue = true }
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(12)
+        try forEachField(&lines) { name, valueRange in
+            let value = string(bytes, valueRange)
+            headers.append((lowercased(bytes, name), value))
+            if nameIs(bytes, name, "content-length") {
+                framingFields.addContentLength(value)
+            } else if nameIs(bytes, name, "transfer-encoding") {
+                framingFields.addTransferEncoding(value)
+            } else if nameIs(bytes, name, "connection") {
+                if hasToken(value, "close") { keepAlive = false }
+                if minor == 0, hasToken(value, "keep-alive") { keepAlive = true }
+            } else if nameIs(bytes, name, "expect") {
+                if minor == 1, equalsIgnoringCase(value, "100-continue") { expectsContinue = true }
             }
         }
         let framing = try framingFields.framing(isRequest: true, minorVersion: minor)
@@ -300,15 +316,6 @@ public enum HTTP1 {
         return Int(minor - 0x30)
     }
 
-    /// The header fields up to the empty line.
-    private static func readFields(_ lines: inout Lines) throws(ParseError) -> [(name: String, value: String)] {
-        let bytes = lines.bytes
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(12)
-        try forEachField(&lines) { name, value in headers.append((lowercased(bytes, name), string(bytes, value))) }
-        return headers
-    }
-
     /// Checks each header field up to the empty line and hands its name and value (without surrounding whitespace)
     /// to `body` as ranges of the head's bytes.
     private static func forEachField(
@@ -330,15 +337,39 @@ public enum HTTP1 {
             var end = line.upperBound
             while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
             while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
-            for index in start..<end {
-                let byte = bytes[index]
-                guard byte >= 0x20 || byte == 0x09, byte != 0x7F else {
-                    throw .malformed("control character in a header field")
-                }
+            guard !hasControlCharacter(bytes, start..<end) else {
+                throw .malformed("control character in a header field")
             }
             try body(line.lowerBound..<colon, start..<end)
         }
         throw .malformed("unterminated head")
+    }
+
+    /// Whether `range` holds a control character other than HTAB (below 0x20, or DEL), eight bytes a step: a byte
+    /// below 0x20 and a DEL each leave a high bit in the word tests below, and only a word that shows one is read
+    /// byte by byte (so a tab, which shows too, is let through).
+    @inline(__always)
+    static func hasControlCharacter(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var index = range.lowerBound
+        while index + 8 <= range.upperBound {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let delete = word ^ (ones &* 0x7F)
+            let flagged = ((word &- ones &* 0x20) & ~word & highs) | ((delete &- ones) & ~delete & highs)
+            if flagged != 0, hasControlByte(bytes, index..<index + 8) { return true }
+            index += 8
+        }
+        return hasControlByte(bytes, index..<range.upperBound)
+    }
+
+    @inline(__always)
+    private static func hasControlByte(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        for index in range {
+            let byte = bytes[index]
+            if (byte < 0x20 && byte != 0x09) || byte == 0x7F { return true }
+        }
+        return false
     }
 
     /// Content-Length and Transfer-Encoding fields, gathered as a head is read; ``framing(isRequest:minorVersion:)``

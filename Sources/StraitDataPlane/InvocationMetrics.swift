@@ -84,12 +84,32 @@ struct LoopMetrics {
     var unroutedClientErrors: UInt64 = 0
     var unroutedServerErrors: UInt64 = 0
 
+    /// Where the last recorded series sits. A loop's calls mostly go to one endpoint, variant and zone, and their
+    /// strings are the routing snapshot's own, equal to the last key's at once (same storage): the key is then not
+    /// hashed again. Any insertion into `series` moves entries, so it forgets this.
+    private var last: (key: SeriesKey, index: Dictionary<SeriesKey, InvocationSeries>.Index)?
+
     mutating func record(_ record: InvocationRecord) {
+        if let last, last.key.endpoint == record.endpoint, last.key.variant == record.variant,
+            last.key.zone == record.zone
+        {
+            series.values[last.index].add(record)
+            return
+        }
         let key = SeriesKey(endpoint: record.endpoint, variant: record.variant, zone: record.zone)
-        series[key, default: InvocationSeries()].add(record)
+        let index: Dictionary<SeriesKey, InvocationSeries>.Index
+        if let found = series.index(forKey: key) {
+            index = found
+        } else {
+            series[key] = InvocationSeries()
+            index = series.index(forKey: key)!
+        }
+        series.values[index].add(record)
+        last = (key, index)
     }
 
     mutating func merge(_ other: LoopMetrics) {
+        last = nil
         for (key, series) in other.series { self.series[key, default: InvocationSeries()].merge(series) }
         unroutedClientErrors += other.unroutedClientErrors
         unroutedServerErrors += other.unroutedServerErrors

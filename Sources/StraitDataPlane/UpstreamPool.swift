@@ -65,6 +65,9 @@ final class UpstreamPool {
         let pending = NIOLoopBound((self, client), eventLoop: eventLoop)
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(2))
+            // Writable only while nothing at all waits in the channel's write buffer: `UpstreamHandler.exchange`
+            // reads "the request was written whole" from `isWritable`.
+            .channelOption(.writeBufferWaterMark, value: .init(low: 1, high: 1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler(pool: pending.value.0, key: key))
@@ -213,8 +216,10 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
         writing = false
         guard requestWrite == .pending, self.client != nil, context.channel.isActive else { return }
-        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 1
-        if buffered == 0 {
+        // Nothing is buffered exactly when the channel is writable: its write buffer's watermarks are 1 byte (see
+        // UpstreamPool.send). An atomic load, where asking for `.bufferedWritableBytes` ran NIO's option lookup (a
+        // chain of dynamic casts and generic metadata look-ups) on every call.
+        if context.channel.isWritable {
             requestWrite = .written
             return
         }

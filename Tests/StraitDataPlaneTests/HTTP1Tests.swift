@@ -114,6 +114,55 @@ import Testing
         #expect(throws: expected) { try parse(text) }
     }
 
+    @Test func everyControlCharacterIsFoundWhereverItSitsInALongValue() throws {
+        // The check reads eight bytes a step: each refused byte at each offset of a 21-byte value (two whole words and
+        // a tail), next to bytes it must let through (HTAB, obs-text, '~', space).
+        let refused: [UInt8] = Array(0x00...0x08) + Array(0x0A...0x1F) + [0x7F]
+        let allowed: [UInt8] = [0x09, 0x20, 0x7E, 0x80, 0xA0, 0xFF]
+        for offset in 0..<21 {
+            for byte in refused + allowed {
+                var value = [UInt8](repeating: UInt8(ascii: "v"), count: 21)
+                value[offset] = byte
+                if offset > 0 { value[offset - 1] = 0x09 }
+                var buffer = ByteBuffer(string: "GET / HTTP/1.1\r\nA: x")
+                buffer.writeBytes(value)
+                buffer.writeString("x\r\n\r\n")
+                var searched = 0
+                if refused.contains(byte) {
+                    #expect(throws: HTTP1.ParseError.malformed("control character in a header field")) {
+                        try HTTP1.parseRequestHead(buffer, searched: &searched)
+                    }
+                } else {
+                    let head = try #require(try HTTP1.parseRequestHead(buffer, searched: &searched)?.head)
+                    #expect(
+                        head.first("a")?.utf8.count
+                            == String(decoding: [0x78] + value + [0x78], as: UTF8.self).utf8.count
+                    )
+                }
+            }
+        }
+    }
+
+    @Test func headsEndAtTheFirstEmptyLineWhateverBareLineFeedsComeFirst() throws {
+        // LFs without a CR, and CRLF LF, do not end a line or the head; the first CRLF CRLF does.
+        var searched = 0
+        let withLoneFeeds = ByteBuffer(string: "GET /\n HTTP/1.1\r\n\r\n")
+        #expect(throws: HTTP1.ParseError.malformed("bad request target")) {
+            try HTTP1.parseRequestHead(withLoneFeeds, searched: &searched)
+        }
+        searched = 0
+        let partial = ByteBuffer(string: "GET / HTTP/1.1\r\nA: b\r\n\nC: d\r\n")
+        #expect(try HTTP1.parseRequestHead(partial, searched: &searched) == nil)
+        #expect(searched == partial.readableBytes - 3)
+        var complete = partial
+        complete.writeString("\r\nrest")
+        #expect(complete.withUnsafeReadableBytes { HTTP1.headLength($0) } == complete.readableBytes - 4)
+        // The line that starts with the lone LF is no header field.
+        #expect(throws: HTTP1.ParseError.malformed("bad header field")) {
+            try HTTP1.parseRequestHead(complete, searched: &searched)
+        }
+    }
+
     @Test func refusesOversizedHeads() {
         let big = "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: HTTP1.maximumHeadSize) + "\r\n\r\n"
         #expect(throws: HTTP1.ParseError.headTooLarge) { try parse(big) }

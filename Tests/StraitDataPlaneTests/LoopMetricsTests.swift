@@ -53,6 +53,26 @@ import Testing
         #expect(metrics.series[SeriesKey(endpoint: "e", variant: "v", zone: "a")]?.invocations == 5)
     }
 
+    @Test func theLastSeriesStaysRightAsTheTableGrowsAndIsCopied() {
+        // The last series' slot is reused while calls repeat it; new series grow the table (and move its entries),
+        // and a scrape copies the metrics between calls.
+        var metrics = LoopMetrics()
+        var scraped: [LoopMetrics] = []
+        for round in 0..<3 {
+            for endpoint in 0..<40 {
+                for _ in 0..<3 { metrics.record(record("e\(endpoint)", "v", "a", .success, model: 1)) }
+                if endpoint % 7 == 0 { scraped.append(metrics) }
+            }
+            #expect(metrics.series.count == 40, "round \(round)")
+        }
+        for endpoint in 0..<40 {
+            #expect(metrics.series[SeriesKey(endpoint: "e\(endpoint)", variant: "v", zone: "a")]?.invocations == 9)
+        }
+        // A copy taken earlier keeps what it had.
+        #expect(scraped[0].series.count == 1)
+        #expect(scraped[0].series[SeriesKey(endpoint: "e0", variant: "v", zone: "a")]?.invocations == 3)
+    }
+
     @Test func mergingLoopsAddsEverySeriesAndCounter() {
         var first = LoopMetrics()
         var second = LoopMetrics()
