@@ -34,6 +34,9 @@ final class UpstreamPool {
     private let eventLoop: any EventLoop
     /// Idle connections by instance address (`host:port` or the Unix socket's path).
     private var idle: [String: IdleConnections] = [:]
+    /// The entry of `idle` used last. Calls on a loop mostly go to the same instances, and their keys are the routing
+    /// snapshot's strings, equal to this one's at once (same storage): no hash of a socket path per call.
+    private var recent: (key: String, connections: IdleConnections)?
     /// Idle connections kept per instance.
     private let maximumIdlePerInstance = 64
 
@@ -54,7 +57,7 @@ final class UpstreamPool {
     ) {
         eventLoop.assertInEventLoop()
         let key = unixSocket ?? hostHeader
-        if let connections = idle[key] {
+        if let connections = idleConnections(key, creating: false) {
             while let handler = connections.handlers.popLast() {
                 if handler.isUsable {
                     handler.exchange(request, body: body, timeout: timeout, reused: true, client: client)
@@ -95,13 +98,7 @@ final class UpstreamPool {
 
     /// Keeps a connection whose exchange ended cleanly for the next call to its instance.
     fileprivate func release(_ handler: UpstreamHandler) {
-        let connections: IdleConnections
-        if let existing = idle[handler.key] {
-            connections = existing
-        } else {
-            connections = IdleConnections()
-            idle[handler.key] = connections
-        }
+        guard let connections = idleConnections(handler.key, creating: true) else { return }
         if connections.handlers.count < maximumIdlePerInstance {
             connections.handlers.append(handler)
         } else {
@@ -111,9 +108,24 @@ final class UpstreamPool {
 
     /// Drops a connection that closed (the instance closed it, or went away); with the last one, the address.
     fileprivate func forget(_ handler: UpstreamHandler) {
-        guard let connections = idle[handler.key] else { return }
+        guard let connections = idleConnections(handler.key, creating: false) else { return }
         connections.handlers.removeAll { $0 === handler }
-        if connections.handlers.isEmpty { idle[handler.key] = nil }
+        if connections.handlers.isEmpty {
+            idle[handler.key] = nil
+            recent = nil
+        }
+    }
+
+    /// The idle connections kept for `key` (made when `creating`).
+    private func idleConnections(_ key: String, creating: Bool) -> IdleConnections? {
+        if let recent, recent.key == key { return recent.connections }
+        var connections = idle[key]
+        if connections == nil, creating {
+            connections = IdleConnections()
+            idle[key] = connections
+        }
+        if let connections { recent = (key, connections) }
+        return connections
     }
 }
 

@@ -50,6 +50,36 @@ private final class SlowReader: ChannelInboundHandler {
     }
 }
 
+/// A real instance that answers every request `200 ok` (kept alive) and, when `closeAfterAnswer`, closes the
+/// connection a moment after each answer (an instance dropping idle connections).
+private final class Answerer: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let closeAfterAnswer: Bool
+    private var pending = ByteBuffer()
+
+    init(closeAfterAnswer: Bool) { self.closeAfterAnswer = closeAfterAnswer }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        pending.writeBuffer(&bytes)
+        // Requests here have no body: each ends at its empty line.
+        while let end = String(buffer: pending).range(of: "\r\n\r\n") {
+            pending.moveReaderIndex(forwardBy: String(buffer: pending)[..<end.upperBound].utf8.count)
+            context.writeAndFlush(
+                wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")),
+                promise: nil
+            )
+            if closeAfterAnswer {
+                let channel = context.channel
+                context.eventLoop.scheduleTask(in: .milliseconds(20)) { channel.close(promise: nil) }
+            }
+        }
+        pending.discardReadBytes()
+    }
+}
+
 /// Passes the status of the instance's answer (0 for no answer) to a promise.
 private final class StatusPromise: UpstreamClient {
     let promise: EventLoopPromise<Int>
@@ -103,6 +133,54 @@ private final class StatusPromise: UpstreamClient {
         try await group.shutdownGracefully()
         try await serverLoop.shutdownGracefully()
         return (statuses, connections)
+    }
+
+    /// Calls alternating between two instances each reuse their own instance's connection; an instance that drops
+    /// its idle connection gets a new one on the next call.
+    @Test func alternatingInstancesKeepTheirOwnConnections() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let serverLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let acceptLoop = serverLoop.next()
+        var servers: [(channel: any Channel, accepted: NIOLoopBoundBox<Int>)] = []
+        for closing in [false, false, true] {
+            let accepted = try await acceptLoop.submit { NIOLoopBoundBox(0, eventLoop: acceptLoop) }.get()
+            let channel = try await ServerBootstrap(group: serverLoop)
+                .childChannelInitializer { channel in
+                    accepted.value += 1
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(Answerer(closeAfterAnswer: closing))
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+            servers.append((channel, accepted))
+        }
+        let loop = group.next()
+        let pool = try await loop.submit { NIOLoopBound(UpstreamPool(eventLoop: loop), eventLoop: loop) }.get()
+        var statuses: [Int] = []
+        for call in 0..<9 {
+            let port = servers[call % 3].channel.localAddress!.port!
+            let promise = loop.makePromise(of: Int.self)
+            loop.execute {
+                pool.value.send(
+                    host: "127.0.0.1",
+                    port: port,
+                    hostHeader: "127.0.0.1:\(port)",
+                    request: ByteBuffer(string: "POST /invocations HTTP/1.1\r\nhost: 127.0.0.1:\(port)\r\n\r\n"),
+                    body: nil,
+                    timeout: .seconds(10),
+                    client: StatusPromise(promise)
+                )
+            }
+            statuses.append(try await promise.futureResult.get())
+            // Long enough for the closing instance's close to arrive before its next call.
+            try await Task.sleep(for: .milliseconds(60))
+        }
+        let accepted = try await acceptLoop.submit { servers.map { $0.accepted.value } }.get()
+        #expect(statuses == Array(repeating: 200, count: 9))
+        #expect(accepted == [1, 1, 3])
+        for server in servers { try await server.channel.close() }
+        try await group.shutdownGracefully()
+        try await serverLoop.shutdownGracefully()
     }
 
     /// A small request is written whole at once: its connection is kept for the next call.
