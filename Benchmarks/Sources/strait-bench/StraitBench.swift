@@ -45,6 +45,13 @@ struct StraitBench: AsyncParsableCommand {
     )
     var nioFloor = true
 
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Send nginx and the bare forwarder the zonal request's signed header fields (on the instance's path /invocations); --no-signed-references sends them the direct path's plain request."
+    )
+    var signedReferences = true
+
     @Option(help: .hidden)
     var bareProxyServe: String?
 
@@ -123,15 +130,19 @@ struct StraitBench: AsyncParsableCommand {
             Path(name: "direct", host: instance.host, port: instance.port, head: directHead),
             Path(name: "zonal", host: zone.host, port: zone.port, head: zonalHead),
         ]
+        // What the reference proxies are sent: by default the zonal request's header fields (the signed ones) on the
+        // instance's own path, so a hop compared with Strait's includes the same client-side cost of those headers.
+        var referenceHead = directHead
+        if signedReferences { referenceHead.headers = zonalHead.headers }
         if let nginxProxy {
-            var nginxHead = directHead
+            var nginxHead = referenceHead
             nginxHead.headers.replaceOrAdd(name: "host", value: "127.0.0.1:\(nginxProxy.port)")
             paths.append(Path(name: "nginx", host: "127.0.0.1", port: nginxProxy.port, head: nginxHead))
         }
         let bareProxy = nioFloor ? try BareProxy.start(upstream: instance) : nil
         defer { bareProxy?.stop() }
         if let bareProxy {
-            var bareHead = directHead
+            var bareHead = referenceHead
             bareHead.headers.replaceOrAdd(name: "host", value: "127.0.0.1:\(bareProxy.port)")
             paths.append(Path(name: "nio", host: "127.0.0.1", port: bareProxy.port, head: bareHead))
         }
@@ -143,6 +154,10 @@ struct StraitBench: AsyncParsableCommand {
             "instance \(instance.host):\(instance.port) (direct) vs zonal endpoint \(zone.host):\(zone.port)"
                 + (nginxProxy.map { " vs nginx proxy 127.0.0.1:\($0.port)" } ?? " (no nginx found: no reference hop)")
                 + (bareProxy.map { " vs bare NIO forwarder 127.0.0.1:\($0.port)" } ?? "")
+                + (nginxProxy != nil || bareProxy != nil
+                    ? (signedReferences
+                        ? "; references sent the signed headers" : "; references sent the plain request")
+                    : "")
                 + "; client: 1 event loop"
         )
         print("")
