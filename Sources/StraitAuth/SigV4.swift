@@ -8,10 +8,19 @@ public struct SignableRequest: Sendable {
     public var path: String
     /// The raw query string, without `?`; empty when there is none.
     public var query: String
-    /// Header fields in arrival order, names lower-cased; repeated names allowed.
+    /// Header fields in arrival order, names lower-cased; repeated names allowed. (Fields given as bytes are made
+    /// strings here, when asked for.)
     public var headers: [(name: String, value: String)] {
-        didSet { headers = Self.lowercasingNames(headers) }
+        get {
+            switch fields {
+            case .strings(let headers): headers
+            case .bytes(let fields): fields.strings
+            }
+        }
+        set { fields = .strings(Self.lowercasingNames(newValue)) }
     }
+    /// The header fields as given: strings, or a parser's bytes, read in place.
+    var fields: Fields
     /// Lowercase hex SHA-256 of the body.
     public var payloadHash: String {
         get {
@@ -35,6 +44,11 @@ public struct SignableRequest: Sendable {
         case digest(SHA256Digest)
     }
 
+    enum Fields: Sendable {
+        case strings([(name: String, value: String)])
+        case bytes(HeaderFields)
+    }
+
     /// `namesAreLowercase` skips lower-casing header names a parser already lower-cased.
     public init(
         method: String,
@@ -44,10 +58,20 @@ public struct SignableRequest: Sendable {
         payload: Payload,
         namesAreLowercase: Bool = false
     ) {
+        self.init(
+            method: method,
+            path: path,
+            query: query,
+            fields: .strings(namesAreLowercase ? headers : Self.lowercasingNames(headers)),
+            payload: payload
+        )
+    }
+
+    private init(method: String, path: String, query: String, fields: Fields, payload: Payload) {
         self.method = method
         self.path = path
         self.query = query
-        self.headers = namesAreLowercase ? headers : Self.lowercasingNames(headers)
+        self.fields = fields
         self.payload = payload
     }
 
@@ -67,12 +91,7 @@ public struct SignableRequest: Sendable {
         payload: Payload,
         namesAreLowercase: Bool = false
     ) {
-        var path = target
-        var query = ""
-        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            path = String(target[..<mark])
-            query = String(target[target.utf8.index(after: mark)...])
-        }
+        let (path, query) = Self.split(target)
         self.init(
             method: method,
             path: path,
@@ -83,15 +102,23 @@ public struct SignableRequest: Sendable {
         )
     }
 
+    /// A request whose header fields are a parser's bytes (names lower-case), read in place; splits the target
+    /// (`/path?query`) into path and query.
+    public init(method: String, target: String, fields: HeaderFields, payload: Payload) {
+        let (path, query) = Self.split(target)
+        self.init(method: method, path: path, query: query, fields: .bytes(fields), payload: payload)
+    }
+
+    private static func split(_ target: String) -> (path: String, query: String) {
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target, "") }
+        return (String(target[..<mark]), String(target[target.utf8.index(after: mark)...]))
+    }
+
     /// Whether `text` is the body's hash in lowercase hex.
-    func payloadHashIs(_ text: String) -> Bool {
+    func payloadHashIs(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         switch payload {
-        case .hex(let hex): return text == hex
-        case .digest(let digest):
-            var text = text
-            return text.withUTF8 { bytes in
-                digest.withUnsafeBytes { SigV4Verifier.constantTimeHexEqual($0, bytes) }
-            }
+        case .hex(let hex): return hex.utf8.elementsEqual(text)
+        case .digest(let digest): return digest.withUnsafeBytes { SigV4Verifier.constantTimeHexEqual($0, text) }
         }
     }
 
@@ -103,22 +130,61 @@ public struct SignableRequest: Sendable {
         }
     }
 
+    /// Calls `body` with each value of the header `name` (lower-case bytes), in arrival order, in place.
+    @inline(__always)
+    func forEachValue(named name: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        switch fields {
+        case .strings(let headers):
+            // Through a buffer pointer: `for header in` would copy (retain and release) both strings of each field.
+            headers.withUnsafeBufferPointer { headers in
+                for index in headers.indices where SigV4.holds(headers[index].name, name) {
+                    var value = headers[index].value
+                    value.withUTF8 { body($0) }
+                }
+            }
+        case .bytes(let fields):
+            fields.withFields { bytes, fields in
+                for field in fields where HeaderFields.equal(bytes, field.name, name) {
+                    body(UnsafeBufferPointer(rebasing: bytes[field.value]))
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with each value of the header `name` (lower-case), in arrival order, in place.
+    @inline(__always)
+    func forEachValue(named name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var name = name
+        name.withUTF8 { forEachValue(named: $0, body) }
+    }
+
+    /// The first value of a header as bytes, by lower-case name, and how many times the header came.
+    func firstBytes(_ name: String) -> (value: [UInt8]?, count: Int) {
+        var found: [UInt8]?
+        var count = 0
+        forEachValue(named: name) { value in
+            if found == nil { found = Array(value) }
+            count += 1
+        }
+        return (found, count)
+    }
+
     /// The first value of a header, by lower-case name, and how many times the header came.
     func first(_ name: String) -> (value: String?, count: Int) {
         var found: String?
         var count = 0
-        headers.withUnsafeBufferPointer { headers in  // in place, as in appendCanonicalRequest
-            for index in headers.indices where headers[index].name.sameBytes(as: name) {
-                if found == nil { found = headers[index].value }
-                count += 1
-            }
+        forEachValue(named: name) { value in
+            if found == nil { found = String(decoding: value, as: UTF8.self) }
+            count += 1
         }
         return (found, count)
     }
 
     /// The values of a header, by lower-case name, in arrival order.
     public func values(of name: String) -> [String] {
-        headers.filter { $0.name.sameBytes(as: name) }.map(\.value)
+        var values: [String] = []
+        forEachValue(named: name) { values.append(String(decoding: $0, as: UTF8.self)) }
+        return values
     }
 }
 
@@ -164,14 +230,10 @@ public enum SigV4 {
                 out.append(contentsOf: name)
                 out.append(UInt8(ascii: ":"))
                 var first = true
-                // Through a buffer pointer: the fields are read in place, where `for header in` would copy (retain
-                // and release) both strings of every field, for every signed name.
-                request.headers.withUnsafeBufferPointer { headers in
-                    for index in headers.indices where holds(headers[index].name, name) {
-                        if !first { out.append(UInt8(ascii: ",")) }
-                        first = false
-                        appendCanonicalHeaderValue(headers[index].value, to: &out)
-                    }
+                request.forEachValue(named: name) { value in
+                    if !first { out.append(UInt8(ascii: ",")) }
+                    first = false
+                    appendCanonicalHeaderValue(value, to: &out)
                 }
                 out.append(UInt8(ascii: "\n"))
             }
@@ -363,37 +425,40 @@ public enum SigV4 {
     /// Trims a header value and folds runs of spaces and tabs into one space.
     static func appendCanonicalHeaderValue(_ value: String, to out: inout [UInt8]) {
         var value = value
-        value.withUTF8 { bytes in
-            func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-            var first = 0
-            var last = bytes.count
-            while first < last, isBlank(bytes[first]) { first += 1 }
-            while last > first, isBlank(bytes[last - 1]) { last -= 1 }
-            // Usually nothing inside needs folding: then the value goes in with one copy.
-            var folds = false
-            var index = first
-            while index < last {
-                if bytes[index] == UInt8(ascii: "\t")
-                    || (bytes[index] == UInt8(ascii: " ") && isBlank(bytes[index + 1]))
-                {
-                    folds = true
-                    break
-                }
-                index += 1
+        value.withUTF8 { appendCanonicalHeaderValue($0, to: &out) }
+    }
+
+    /// ``appendCanonicalHeaderValue(_:to:)`` of a value's bytes.
+    static func appendCanonicalHeaderValue(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var first = 0
+        var last = bytes.count
+        while first < last, isBlank(bytes[first]) { first += 1 }
+        while last > first, isBlank(bytes[last - 1]) { last -= 1 }
+        // Usually nothing inside needs folding: then the value goes in with one copy.
+        var folds = false
+        var index = first
+        while index < last {
+            if bytes[index] == UInt8(ascii: "\t")
+                || (bytes[index] == UInt8(ascii: " ") && isBlank(bytes[index + 1]))
+            {
+                folds = true
+                break
             }
-            guard folds else {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[first..<last]))
-                return
-            }
-            var pendingSpace = false
-            for byte in bytes[first..<last] {
-                if isBlank(byte) {
-                    pendingSpace = true
-                } else {
-                    if pendingSpace { out.append(UInt8(ascii: " ")) }
-                    pendingSpace = false
-                    out.append(byte)
-                }
+            index += 1
+        }
+        guard folds else {
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[first..<last]))
+            return
+        }
+        var pendingSpace = false
+        for byte in bytes[first..<last] {
+            if isBlank(byte) {
+                pendingSpace = true
+            } else {
+                if pendingSpace { out.append(UInt8(ascii: " ")) }
+                pendingSpace = false
+                out.append(byte)
             }
         }
     }

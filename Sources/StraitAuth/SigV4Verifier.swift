@@ -45,21 +45,22 @@ public final class SigV4Verifier: Sendable {
     /// Verifies the request's Authorization header and returns the access key that signed it.
     /// - Throws: a `ServiceError` with HTTP status 403 and AWS's code and message for the failure.
     public func verify(_ request: SignableRequest, keyCache: SigningKeyCache? = nil) throws(ServiceError) -> String {
-        let (found, authorizationCount) = request.first("authorization")
+        // As bytes: ParsedAuthorization works on its own copy, and no String is made unless an error quotes it.
+        let (found, authorizationCount) = request.firstBytes("authorization")
         guard let authorization = found, !authorization.isEmpty else {
             throw Self.error("MissingAuthenticationTokenException", "Request is missing Authentication Token")
         }
         guard authorizationCount == 1 else {
             throw Self.error("IncompleteSignatureException", "The request has more than one Authorization header.")
         }
-        let header = try ParsedAuthorization(authorization)
-        let (amzDate, signedAt) = try requestDate(request, authorization: authorization)
+        let header = try ParsedAuthorization(consume authorization)
+        let (amzDate, signedAt) = try requestDate(request)
 
         let scope = header.scope
         guard scope.count == 5, !scope[0].isEmpty else {
             throw Self.error(
                 "IncompleteSignatureException",
-                "Credential should be scoped to a valid region, not ''. Authorization=\(authorization)"
+                "Credential should be scoped to a valid region, not ''. Authorization=\(Self.authorizationText(request))"
             )
         }
         let (accessKeyID, date, scopeRegion, scopeService, terminator) = (
@@ -96,7 +97,11 @@ public final class SigV4Verifier: Sendable {
         }
         try checkSkew(signedAt, amzDate: amzDate)
 
-        if let declared = request.first("x-amz-content-sha256").value, !request.payloadHashIs(declared) {
+        var declaredHashMatches = true
+        request.forEachValue(named: "x-amz-content-sha256") { declared in
+            if declaredHashMatches { declaredHashMatches = request.payloadHashIs(declared) }
+        }
+        if !declaredHashMatches {
             throw Self.error(
                 "InvalidSignatureException",
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
@@ -136,10 +141,7 @@ public final class SigV4Verifier: Sendable {
     }
 
     /// The request's date as SigV4 signs it (`yyyyMMdd'T'HHmmss'Z'`) and as an instant, parsed once.
-    private func requestDate(
-        _ request: SignableRequest,
-        authorization: String
-    ) throws(ServiceError) -> (text: String, instant: Date) {
+    private func requestDate(_ request: SignableRequest) throws(ServiceError) -> (text: String, instant: Date) {
         if let amzDate = request.first("x-amz-date").value {
             guard let instant = Self.parseAmzDate(amzDate) else {
                 throw Self.error(
@@ -154,7 +156,7 @@ public final class SigV4Verifier: Sendable {
         }
         throw Self.error(
             "IncompleteSignatureException",
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=\(authorization)"
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=\(Self.authorizationText(request))"
         )
     }
 
@@ -173,6 +175,11 @@ public final class SigV4Verifier: Sendable {
                 "Signature not yet current: \(amzDate) is still later than \(Self.formatAmzDate(now.addingTimeInterval(allowedSkew))) (\(Self.formatAmzDate(now)) + \(minutes) min.)"
             )
         }
+    }
+
+    /// The request's (first) Authorization header as text, for an error message.
+    private static func authorizationText(_ request: SignableRequest) -> String {
+        request.first("authorization").value ?? ""
     }
 
     static func error(_ code: String, _ message: String) -> ServiceError {
@@ -341,10 +348,13 @@ struct ParsedAuthorization {
     /// The first bytes of every SigV4 Authorization header: the algorithm and a space.
     private static let prefix = Array((SigV4.algorithm + " ").utf8)
 
-    init(_ header: String) throws(ServiceError) {
-        var bytes = Array(header.utf8)
+    /// Reads an Authorization header's bytes (consumed: the names are lower-cased in them).
+    init(_ header: consuming [UInt8]) throws(ServiceError) {
+        var bytes = consume header
+        // Only errors quote the header; they are all raised before the bytes change.
+        var text: String { String(decoding: bytes, as: UTF8.self) }
         guard bytes.starts(with: Self.prefix) else {
-            let algorithm = header.split(separator: " ", maxSplits: 1).first.map(String.init) ?? header
+            let algorithm = text.split(separator: " ", maxSplits: 1).first.map(String.init) ?? text
             throw SigV4Verifier.error(
                 "IncompleteSignatureException",
                 "Unsupported AWS 'algorithm': '\(algorithm)'. Use AWS4-HMAC-SHA256."
@@ -365,7 +375,7 @@ struct ParsedAuthorization {
             guard let equals = bytes[first..<last].firstIndex(of: UInt8(ascii: "=")) else {
                 throw SigV4Verifier.error(
                     "IncompleteSignatureException",
-                    "'\(String(decoding: bytes[first..<last], as: UTF8.self))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(header)'."
+                    "'\(String(decoding: bytes[first..<last], as: UTF8.self))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(text)'."
                 )
             }
             let key = first..<equals
@@ -393,7 +403,7 @@ struct ParsedAuthorization {
             }
             throw SigV4Verifier.error(
                 "IncompleteSignatureException",
-                missing.joined(separator: " ") + " Authorization=\(header)"
+                missing.joined(separator: " ") + " Authorization=\(text)"
             )
         }
         // Names lower-cased in place; a list with empty names ("a;;b", ";a") is rewritten without them at the end.

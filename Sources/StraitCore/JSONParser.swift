@@ -249,13 +249,3 @@ extension UInt8 {
         return UInt8(ascii: "0") &+ nibble &+ (above9 & 39)
     }
 }
-
-extension String {
-    /// Whether the two are the same bytes: lengths first (header names mostly differ in length, and a mismatch then
-    /// costs no call into the standard library's comparison), then `==`. For ASCII tokens such as header names, where
-    /// canonical equivalence and byte equality agree.
-    @inlinable
-    public func sameBytes(as other: String) -> Bool {
-        utf8.count == other.utf8.count && self == other
-    }
-}

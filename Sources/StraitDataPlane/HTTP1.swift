@@ -1,4 +1,5 @@
 public import NIOCore
+public import StraitAuth
 import StraitCore
 
 #if canImport(Glibc)
@@ -70,22 +71,18 @@ public enum HTTP1 {
         public var target: String
         /// 0 for HTTP/1.0, 1 for HTTP/1.1.
         public var minorVersion: Int
-        /// In arrival order; names lower-cased.
-        public var headers: [(name: String, value: String)]
+        /// The header fields in arrival order, names lower-cased, as ranges of one copy of the head's bytes: no
+        /// `String` per field on the invocation path.
+        public var fields: HeaderFields
         public var framing: BodyFraming
         public var keepAlive: Bool
         public var expectsContinue: Bool
 
+        /// The header fields as strings, in arrival order (names lower-cased).
+        public var headers: [(name: String, value: String)] { fields.strings }
+
         /// The first value of a header, by lower-case name.
-        public func first(_ name: String) -> String? {
-            // Through a buffer pointer: `for header in` would copy (retain and release) both strings of each field.
-            headers.withUnsafeBufferPointer { headers in
-                for index in headers.indices where headers[index].name.sameBytes(as: name) {
-                    return headers[index].value
-                }
-                return nil
-            }
-        }
+        public func first(_ name: String) -> String? { fields.first(name) }
     }
 
     /// An instance's response head: only what the invocation path passes on or frames the body by is kept (no
@@ -130,6 +127,17 @@ public enum HTTP1 {
         _ buffer: ByteBuffer,
         searched: inout Int
     ) throws(ParseError) -> (head: RequestHead, length: Int)? {
+        var fields = HeaderFields()
+        return try parseRequestHead(buffer, searched: &searched, reusing: &fields)
+    }
+
+    /// ``parseRequestHead(_:searched:)`` into the buffers of `spare` (see ``HeaderFields/recycled()``), which it
+    /// takes when it reads a head.
+    public static func parseRequestHead(
+        _ buffer: ByteBuffer,
+        searched: inout Int,
+        reusing spare: inout HeaderFields
+    ) throws(ParseError) -> (head: RequestHead, length: Int)? {
         try buffer.withUnsafeReadableBytes { bytes throws(ParseError) in
             // A server ignores empty lines before the request line (RFC 9112, 2.2).
             var start = 0
@@ -141,7 +149,9 @@ public enum HTTP1 {
             }
             if end - start > maximumHeadSize { throw .headTooLarge }
             searched = 0
-            let head = try readRequest(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            var fields = spare
+            spare = HeaderFields()
+            let head = try readRequest(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), into: &fields)
             return (head, end)
         }
     }
@@ -183,7 +193,12 @@ public enum HTTP1 {
         }
     }
 
-    private static func readRequest(_ bytes: UnsafeRawBufferPointer) throws(ParseError) -> RequestHead {
+    /// Reads a request head; its fields go into `fields` (emptied first), which the head then holds.
+    private static func readRequest(
+        _ bytes: UnsafeRawBufferPointer,
+        into fields: inout HeaderFields
+    ) throws(ParseError) -> RequestHead {
+        fields = fields.recycled()
         var lines = Lines(bytes: bytes)
         guard let line = lines.next() else { throw .malformed("no request line") }
         // method SP request-target SP HTTP-version
@@ -204,28 +219,28 @@ public enum HTTP1 {
         var keepAlive = minor == 1
         var expectsContinue = false
         var framingFields = FramingFields()
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(12)
-        try forEachField(&lines) { name, valueRange in
-            let value = string(bytes, valueRange)
-            headers.append((lowercased(bytes, name), value))
+        try forEachField(&lines) { name, value in
+            fields.append(name: name, value: value)
             if nameIs(bytes, name, "content-length") {
-                framingFields.addContentLength(value)
+                framingFields.addContentLength(string(bytes, value))
             } else if nameIs(bytes, name, "transfer-encoding") {
-                framingFields.addTransferEncoding(value)
+                framingFields.addTransferEncoding(string(bytes, value))
             } else if nameIs(bytes, name, "connection") {
-                if hasToken(value, "close") { keepAlive = false }
-                if minor == 0, hasToken(value, "keep-alive") { keepAlive = true }
+                let text = string(bytes, value)
+                if hasToken(text, "close") { keepAlive = false }
+                if minor == 0, hasToken(text, "keep-alive") { keepAlive = true }
             } else if nameIs(bytes, name, "expect") {
-                if minor == 1, equalsIgnoringCase(value, "100-continue") { expectsContinue = true }
+                if minor == 1, equalsIgnoringCase(string(bytes, value), "100-continue") { expectsContinue = true }
             }
         }
         let framing = try framingFields.framing(isRequest: true, minorVersion: minor)
+        // One copy of the head, kept by the request: its fields are ranges of it, with the names lower-cased.
+        fields.setBytes(bytes)
         return RequestHead(
             method: method,
             target: target,
             minorVersion: minor,
-            headers: headers,
+            fields: fields,
             framing: framing ?? .length(0),
             keepAlive: keepAlive,
             expectsContinue: expectsContinue
@@ -647,32 +662,6 @@ public enum HTTP1 {
 
     private static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-    }
-
-    /// Header names longer than a small string's 15 bytes that AWS clients send on invocations: read as the literal,
-    /// which allocates nothing, instead of a new string each time.
-    private static let knownLongNames: [String] = [
-        "amz-sdk-invocation-id", "x-amz-content-sha256", "x-amz-security-token", "transfer-encoding",
-        "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-target-variant", "x-amzn-sagemaker-target-model",
-        "x-amzn-sagemaker-inference-id", "x-amzn-sagemaker-target-container-hostname",
-        "x-amzn-sagemaker-enable-explanations", "x-amzn-sagemaker-inference-component", "x-amzn-sagemaker-session-id",
-    ]
-
-    /// A token (ASCII only, checked by the caller), lower-cased in the one copy that makes the String.
-    private static func lowercased(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
-        if range.count > 15 {
-            for known in knownLongNames
-            where known.utf8.withContiguousStorageIfAvailable({ nameIs(bytes, range, $0) }) == true {
-                return known
-            }
-        }
-        return String(unsafeUninitializedCapacity: range.count) { buffer in
-            for (offset, index) in range.enumerated() {
-                let byte = bytes[index]
-                buffer[offset] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            }
-            return range.count
-        }
     }
 
     /// ASCII case-insensitive equality with a lower-case literal.

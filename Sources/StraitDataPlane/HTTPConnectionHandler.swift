@@ -1,5 +1,6 @@
 public import NIOCore
 public import NIOHTTP1
+import StraitAuth
 import StraitCore
 
 /// A whole HTTP request: head, body, and who sent it.
@@ -82,6 +83,8 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     private var spare: ByteBuffer?
     /// Buffers larger than this are not kept between calls (what an idle kept-alive connection may hold).
     private static let spareCapacity = 2048
+    /// The header-field buffers of the last invocation, emptied, for the next request's head.
+    var spareFields = HeaderFields()
 
     /// What a forwarded call needs again when its instance answers (kept here rather than in a closure per call).
     struct InFlightCall {
@@ -213,7 +216,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
                 }
                 let parsed: (head: HTTP1.RequestHead, length: Int)?
                 do {
-                    parsed = try HTTP1.parseRequestHead(buffered, searched: &searched)
+                    parsed = try HTTP1.parseRequestHead(buffered, searched: &searched, reusing: &spareFields)
                 } catch {
                     refuse(error, context: context)
                     return

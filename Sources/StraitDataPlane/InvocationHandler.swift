@@ -52,12 +52,11 @@ extension HTTPConnectionHandler: UpstreamClient {
         let signable = SignableRequest(
             method: request.head.method,
             target: request.head.target,
-            headers: request.head.headers,
+            fields: request.head.fields,  // read in place; HTTP1 lower-cased the names
             payload: .digest(
                 request.body.bytes?.withUnsafeReadableBytes { SigV4.sha256($0) }
                     ?? SigV4.sha256(UnsafeRawBufferPointer(start: nil, count: 0))
-            ),
-            namesAreLowercase: true  // HTTP1 lower-cases them as it reads them
+            )
         )
         _ = try dataPlane.verifier.verify(signable, keyCache: loop?.signingKeys)
         guard Self.isValidEndpointName(name) else {
@@ -67,7 +66,7 @@ extension HTTPConnectionHandler: UpstreamClient {
                     "1 validation error detected: Value '\(name)' at 'endpointName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
             )
         }
-        if let error = Self.headerError(request.head.headers) { throw error }
+        if let error = Self.headerError(request.head.fields) { throw error }
         guard let route = loop?.table.endpoint(named: name) else {
             if let status = dataPlane.endpointStatus(name) {
                 throw ServiceError(
@@ -85,33 +84,46 @@ extension HTTPConnectionHandler: UpstreamClient {
     }
 
     /// The header limits of InvokeEndpoint's input shape, checked in one pass over the (lower-cased) headers.
-    static func headerError(_ headers: [(name: String, value: String)]) -> ServiceError? {
-        for header in headers where isInvokeEndpointMember(header.name) {
-            let member: String
-            let maximum: Int
-            switch header.name {
-            case "content-type": (member, maximum) = ("contentType", 1024)
-            case "accept": (member, maximum) = ("accept", 1024)
-            case "x-amzn-sagemaker-custom-attributes": (member, maximum) = ("customAttributes", 1024)
-            case "x-amzn-sagemaker-target-model": (member, maximum) = ("targetModel", 1024)
-            case "x-amzn-sagemaker-target-variant": (member, maximum) = ("targetVariant", 63)
-            case "x-amzn-sagemaker-inference-id": (member, maximum) = ("inferenceId", 64)
-            default: continue
+    static func headerError(_ fields: HeaderFields) -> ServiceError? {
+        fields.withFields { bytes, fields in
+            for field in fields where isInvokeEndpointMember(byteCount: field.name.count) {
+                if let error = headerError(bytes, field) { return error }
             }
-            if header.value.utf8.count > maximum {
-                return ServiceError(
-                    code: "ValidationError",
-                    message:
-                        "1 validation error detected: Value at '\(member)' failed to satisfy constraint: Member must have length less than or equal to \(maximum)"
-                )
-            }
-            if header.value.isEmpty, member == "targetModel" || member == "inferenceId" {
-                return ServiceError(
-                    code: "ValidationError",
-                    message:
-                        "1 validation error detected: Value '' at '\(member)' failed to satisfy constraint: Member must have length greater than or equal to 1"
-                )
-            }
+            return nil
+        }
+    }
+
+    private static func headerError(_ bytes: UnsafeBufferPointer<UInt8>, _ field: HeaderFields.Field) -> ServiceError? {
+        let member: String
+        let maximum: Int
+        if HeaderFields.equal(bytes, field.name, "content-type") {
+            (member, maximum) = ("contentType", 1024)
+        } else if HeaderFields.equal(bytes, field.name, "accept") {
+            (member, maximum) = ("accept", 1024)
+        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-custom-attributes") {
+            (member, maximum) = ("customAttributes", 1024)
+        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-target-model") {
+            (member, maximum) = ("targetModel", 1024)
+        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-target-variant") {
+            (member, maximum) = ("targetVariant", 63)
+        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-inference-id") {
+            (member, maximum) = ("inferenceId", 64)
+        } else {
+            return nil
+        }
+        if field.value.count > maximum {
+            return ServiceError(
+                code: "ValidationError",
+                message:
+                    "1 validation error detected: Value at '\(member)' failed to satisfy constraint: Member must have length less than or equal to \(maximum)"
+            )
+        }
+        if field.value.isEmpty, member == "targetModel" || member == "inferenceId" {
+            return ServiceError(
+                code: "ValidationError",
+                message:
+                    "1 validation error detected: Value '' at '\(member)' failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )
         }
         return nil
     }
@@ -184,9 +196,12 @@ extension HTTPConnectionHandler: UpstreamClient {
         upstream.writeStaticString("POST /invocations HTTP/1.1\r\n")
         Self.writeHeader(&upstream, "host", instance.hostHeader)
         Self.writeHeader(&upstream, "content-length", String(bodySize))
-        request.head.headers.withUnsafeBufferPointer { headers in  // in place, as in HTTP1.RequestHead.first
-            for index in headers.indices where Self.isForwarded(headers[index].name) {
-                Self.writeHeader(&upstream, headers[index].name, headers[index].value)
+        request.head.fields.withFields { bytes, fields in  // the head's bytes, copied as they came
+            for field in fields where Self.isForwarded(bytes, field.name) {
+                upstream.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[field.name])))
+                upstream.writeStaticString(": ")
+                upstream.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[field.value])))
+                upstream.writeStaticString("\r\n")
             }
         }
         upstream.writeStaticString("\r\n")
@@ -222,7 +237,7 @@ extension HTTPConnectionHandler: UpstreamClient {
 
     /// The instance's answer to the call in flight (or why there is none).
     func upstreamFinished(_ outcome: UpstreamOutcome) {
-        guard let call = inFlight.take() else { return }  // moved out: no retain and release of its dozen references
+        guard var call = inFlight.take() else { return }  // moved out: no retain and release of its dozen references
         call.instance.outstanding.decrement()
         switch outcome {
         case .connectFailed, .staleConnection:
@@ -237,25 +252,25 @@ extension HTTPConnectionHandler: UpstreamClient {
             )
         }
         complete(call, outcome: outcome)
+        // The head's buffers, for the connection's next request to fill without allocating.
+        spareFields = call.request.head.fields.recycled()
     }
 
     /// A cheap first look: the length of every header InvokeEndpoint reads (content-type 12, accept 6, the
     /// x-amzn-sagemaker-… ones 29 to 34), so most headers of a request are passed over without string compares.
     @inline(__always)
-    static func isInvokeEndpointMember(_ name: String) -> Bool {
-        let count = name.utf8.count
-        return count == 12 || count == 6 || (count >= 29 && count <= 34)
+    static func isInvokeEndpointMember(byteCount count: Int) -> Bool {
+        count == 12 || count == 6 || (count >= 29 && count <= 34)
     }
 
-    /// Headers InvokeEndpoint passes to the container; SageMaker strips every other one.
-    static func isForwarded(_ name: String) -> Bool {
-        guard isInvokeEndpointMember(name) else { return false }
-        return switch name {
-        case "content-type", "accept", "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-inference-id",
-            "x-amzn-sagemaker-target-model":
-            true
-        default: false
-        }
+    /// Headers InvokeEndpoint passes to the container (by lower-case name at `name` in `bytes`); SageMaker strips
+    /// every other one.
+    static func isForwarded(_ bytes: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> Bool {
+        guard isInvokeEndpointMember(byteCount: name.count) else { return false }
+        return HeaderFields.equal(bytes, name, "content-type") || HeaderFields.equal(bytes, name, "accept")
+            || HeaderFields.equal(bytes, name, "x-amzn-sagemaker-custom-attributes")
+            || HeaderFields.equal(bytes, name, "x-amzn-sagemaker-inference-id")
+            || HeaderFields.equal(bytes, name, "x-amzn-sagemaker-target-model")
     }
 
     /// Answers the caller from the instance's outcome, or moves the call to another instance.

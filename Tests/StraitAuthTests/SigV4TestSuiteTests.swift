@@ -55,6 +55,18 @@ func authorizationField(_ name: String, of authorization: String) throws -> Stri
     static let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
     static let scope = "20150830/us-east-1/service/aws4_request"
 
+    /// A verifier for the suite's credentials, at the suite's signing time.
+    static func verifier() -> SigV4Verifier {
+        SigV4Verifier(
+            region: "us-east-1",
+            service: "service",
+            credentials: StaticCredentialProvider([
+                Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: secret)
+            ]),
+            clock: TestClock(iso8601: "2015-08-30T12:36:00Z")
+        )
+    }
+
     @Test(arguments: sigV4TestSuiteVectors)
     func canonicalRequestStringToSignAndSignature(_ vector: SigV4TestSuiteVector) throws {
         let raw = try RawRequest(vector.request)
@@ -76,29 +88,43 @@ func authorizationField(_ name: String, of authorization: String) throws -> Stri
 
     @Test(arguments: sigV4TestSuiteVectors)
     func verifierAcceptsTheSignedRequest(_ vector: SigV4TestSuiteVector) throws {
-        let verifier = SigV4Verifier(
-            region: "us-east-1",
-            service: "service",
-            credentials: StaticCredentialProvider([
-                Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: Self.secret)
-            ]),
-            clock: TestClock(iso8601: "2015-08-30T12:36:00Z")
-        )
+        let verifier = Self.verifier()
         let request = try RawRequest(vector.request).signable(adding: [("Authorization", vector.authorization)])
         #expect(try verifier.verify(request) == "AKIDEXAMPLE")
+    }
+
+    /// The same requests with their header fields held as one buffer of bytes (as the data plane's parser hands them
+    /// over): the same canonical request, and the verifier accepts them — and refuses them once a value changes.
+    @Test(arguments: sigV4TestSuiteVectors)
+    func headerFieldsAsBytesSignTheSame(_ vector: SigV4TestSuiteVector) throws {
+        let raw = try RawRequest(vector.request)
+        func request(_ headers: [(name: String, value: String)]) -> SignableRequest {
+            SignableRequest(
+                method: raw.method,
+                target: raw.target,
+                fields: HeaderFields(headers),
+                payload: .digest(raw.body.withUnsafeBytes { SigV4.sha256($0) })
+            )
+        }
+        let signedHeaders = try authorizationField("SignedHeaders", of: vector.authorization)
+            .split(separator: ";").map(String.init)
+        #expect(SigV4.canonicalRequest(request(raw.headers), signedHeaders: signedHeaders) == vector.canonicalRequest)
+        #expect(request(raw.headers).headers.map(\.name) == raw.headers.map { $0.name.lowercased() })
+
+        let verifier = Self.verifier()
+        let authorization = ("Authorization", vector.authorization)
+        #expect(try verifier.verify(request(raw.headers + [authorization])) == "AKIDEXAMPLE")
+        let dateIndex = try #require(raw.headers.firstIndex { $0.name.lowercased() == "x-amz-date" })
+        var tampered = raw.headers
+        tampered[dateIndex].value = "20150830T123601Z"
+        let error = #expect(throws: ServiceError.self) { try verifier.verify(request(tampered + [authorization])) }
+        #expect(error?.code == "InvalidSignatureException")
     }
 
     /// The published signature belongs to the published request: any change to a signed part breaks it.
     @Test(arguments: sigV4TestSuiteVectors)
     func verifierRejectsTheVectorWithATamperedMethod(_ vector: SigV4TestSuiteVector) throws {
-        let verifier = SigV4Verifier(
-            region: "us-east-1",
-            service: "service",
-            credentials: StaticCredentialProvider([
-                Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: Self.secret)
-            ]),
-            clock: TestClock(iso8601: "2015-08-30T12:36:00Z")
-        )
+        let verifier = Self.verifier()
         var raw = try RawRequest(vector.request)
         raw.method = raw.method == "GET" ? "PUT" : "GET"
         let error = #expect(throws: ServiceError.self) {

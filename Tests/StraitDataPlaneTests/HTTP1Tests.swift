@@ -1,4 +1,5 @@
 import NIOCore
+import StraitAuth
 import Testing
 
 @testable import StraitDataPlane
@@ -161,6 +162,50 @@ import Testing
         #expect(throws: HTTP1.ParseError.malformed("bad header field")) {
             try HTTP1.parseRequestHead(complete, searched: &searched)
         }
+    }
+
+    @Test func headsReadIntoRecycledBuffersHoldOnlyTheirOwnFields() throws {
+        // A long head, then a short one and a malformed one in its recycled buffers, then a long one again.
+        var spare = HeaderFields()
+        var searched = 0
+        let long = "POST /a HTTP/1.1\r\nHost: x\r\nX-Long: \(String(repeating: "v", count: 300))\r\nAccept: */*\r\n\r\n"
+        var first = try #require(
+            try HTTP1.parseRequestHead(ByteBuffer(string: long), searched: &searched, reusing: &spare)
+        )
+        #expect(first.head.headers.map(\.name) == ["host", "x-long", "accept"])
+        spare = first.head.fields.recycled()
+        #expect(first.head.fields.count == 0)
+        #expect(spare.count == 0 && spare.bytes.isEmpty)
+
+        let short = "GET /b HTTP/1.1\r\nCONTENT-TYPE: text/csv\r\n\r\n"
+        var second = try #require(
+            try HTTP1.parseRequestHead(ByteBuffer(string: short), searched: &searched, reusing: &spare)
+        )
+        #expect(second.head.headers.map(\.name) == ["content-type"])
+        #expect(second.head.first("content-type") == "text/csv")
+        #expect(second.head.first("x-long") == nil)
+        spare = second.head.fields.recycled()
+
+        #expect(throws: HTTP1.ParseError.malformed("bad header field")) {
+            try HTTP1.parseRequestHead(
+                ByteBuffer(string: "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+                searched: &searched,
+                reusing: &spare
+            )
+        }
+        let third = try #require(
+            try HTTP1.parseRequestHead(ByteBuffer(string: long), searched: &searched, reusing: &spare)
+        )
+        #expect(third.head.headers.map(\.value) == ["x", String(repeating: "v", count: 300), "*/*"])
+        // A head still held elsewhere keeps its fields when its buffers are recycled (they are copied on write).
+        let held = third.head
+        var recycledFrom = third.head.fields
+        spare = recycledFrom.recycled()
+        let fourth = try #require(
+            try HTTP1.parseRequestHead(ByteBuffer(string: short), searched: &searched, reusing: &spare)
+        )
+        #expect(held.headers.map(\.name) == ["host", "x-long", "accept"])
+        #expect(fourth.head.headers.map(\.name) == ["content-type"])
     }
 
     @Test func refusesOversizedHeads() {
