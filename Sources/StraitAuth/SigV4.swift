@@ -117,7 +117,7 @@ public struct SignableRequest: Sendable {
     /// Whether `text` is the body's hash in lowercase hex.
     func payloadHashIs(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         switch payload {
-        case .hex(let hex): return hex.utf8.elementsEqual(text)
+        case .hex(let hex): return SigV4.holds(hex, text)
         case .digest(let digest): return digest.withUnsafeBytes { SigV4Verifier.constantTimeHexEqual($0, text) }
         }
     }
@@ -173,6 +173,19 @@ public struct SignableRequest: Sendable {
     func first(_ name: String) -> (value: String?, count: Int) {
         var found: String?
         var count = 0
+        if case .strings(let headers) = fields {
+            // The string itself, not a new one from its bytes.
+            headers.withUnsafeBufferPointer { headers in
+                for index in headers.indices
+                where headers[index].name.utf8.count == name.utf8.count
+                    && headers[index].name == name
+                {
+                    if found == nil { found = headers[index].value }
+                    count += 1
+                }
+            }
+            return (found, count)
+        }
         forEachValue(named: name) { value in
             if found == nil { found = String(decoding: value, as: UTF8.self) }
             count += 1
