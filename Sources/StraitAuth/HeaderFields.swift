@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Header fields kept as the bytes they arrived in: one buffer, and for each field, in arrival order, the ranges of
 /// its name (lower-case) and its value (without surrounding whitespace) in that buffer. What the data plane's parser
 /// hands SigV4 and the forwarder: no `String` is made for a field nobody reads as one.
@@ -132,7 +138,15 @@ public struct HeaderFields: Sendable {
         _ range: Range<Int>,
         _ other: UnsafeBufferPointer<UInt8>
     ) -> Bool {
-        range.count == other.count && UnsafeBufferPointer(rebasing: bytes[range]).elementsEqual(other)
+        equal(UnsafeBufferPointer(rebasing: bytes[range]), other)
+    }
+
+    /// Whether the two hold the same bytes: lengths, then memcmp (`elementsEqual` walks both one byte at a time).
+    @inline(__always)
+    public static func equal(_ one: UnsafeBufferPointer<UInt8>, _ other: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard one.count == other.count else { return false }
+        guard let first = one.baseAddress, let second = other.baseAddress else { return true }  // both empty
+        return memcmp(first, second, one.count) == 0
     }
 
     /// Whether `bytes[range]` is exactly `literal`.

@@ -279,7 +279,8 @@ public enum SigV4 {
     @inline(__always)
     static func holds(_ text: some StringProtocol, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard text.utf8.count == bytes.count else { return false }
-        return text.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) } ?? text.utf8.elementsEqual(bytes)
+        return text.utf8.withContiguousStorageIfAvailable { HeaderFields.equal($0, bytes) }
+            ?? text.utf8.elementsEqual(bytes)
     }
 
     /// A string's UTF-8 appended in one copy from its contiguous storage (`append(contentsOf: text.utf8)` goes

@@ -85,7 +85,13 @@ public final class SigV4Verifier: Sendable {
             )
         }
         // amzDate is ASCII and 16 long (checked, or formatted, by requestDate).
-        guard header.holds(amzDate.prefix(8), at: date) else {
+        // The first 8 bytes, as bytes (a Substring's prefix walks String indices).
+        let dateMatches = amzDate.utf8.withContiguousStorageIfAvailable { text in
+            header.bytes.withUnsafeBufferPointer {
+                HeaderFields.equal(UnsafeBufferPointer(rebasing: text[0..<8]), UnsafeBufferPointer(rebasing: $0[date]))
+            }
+        }
+        guard dateMatches ?? header.holds(amzDate.prefix(8), at: date) else {
             throw Self.error(
                 "InvalidSignatureException",
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(header.string(date))' != '\(amzDate.prefix(8))', from '\(amzDate)'."
@@ -353,7 +359,14 @@ struct ParsedAuthorization {
         var bytes = consume header
         // Only errors quote the header; they are all raised before the bytes change.
         var text: String { String(decoding: bytes, as: UTF8.self) }
-        guard bytes.starts(with: Self.prefix) else {
+        let hasPrefix =
+            bytes.count >= Self.prefix.count
+            && bytes.withUnsafeBufferPointer { bytes in
+                Self.prefix.withUnsafeBufferPointer {
+                    HeaderFields.equal(UnsafeBufferPointer(rebasing: bytes[..<$0.count]), $0)
+                }
+            }
+        guard hasPrefix else {
             let algorithm = text.split(separator: " ", maxSplits: 1).first.map(String.init) ?? text
             throw SigV4Verifier.error(
                 "IncompleteSignatureException",
@@ -364,15 +377,14 @@ struct ParsedAuthorization {
         var fields: (credential: Range<Int>?, signature: Range<Int>?, signedHeaders: Range<Int>?) = (nil, nil, nil)
         var index = Self.prefix.count
         while index < bytes.count {
-            var end = index
-            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            let end = Self.firstIndex(of: UInt8(ascii: ","), in: bytes, from: index) ?? bytes.count
             var first = index
             var last = end
             while first < last, bytes[first] == UInt8(ascii: " ") { first += 1 }
             while last > first, bytes[last - 1] == UInt8(ascii: " ") { last -= 1 }
             index = end + 1
             guard first < last else { continue }
-            guard let equals = bytes[first..<last].firstIndex(of: UInt8(ascii: "=")) else {
+            guard let equals = Self.firstIndex(of: UInt8(ascii: "="), in: bytes, from: first), equals < last else {
                 throw SigV4Verifier.error(
                     "IncompleteSignatureException",
                     "'\(String(decoding: bytes[first..<last], as: UTF8.self))' not a valid key=value pair (missing equal-sign) in Authorization header: '\(text)'."
@@ -443,6 +455,16 @@ struct ParsedAuthorization {
     }
 
     func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
+
+    /// The index of the first `byte` in `bytes` at or after `start` (memchr, not a byte loop).
+    private static func firstIndex(of byte: UInt8, in bytes: [UInt8], from start: Int) -> Int? {
+        guard start < bytes.count else { return nil }
+        return bytes.withUnsafeBytes { bytes in
+            memchr(bytes.baseAddress! + start, Int32(byte), bytes.count - start).map {
+                bytes.baseAddress!.distance(to: $0)
+            }
+        }
+    }
 
     /// Whether the bytes at `range` are `text`'s UTF-8.
     func holds(_ text: some StringProtocol, at range: Range<Int>) -> Bool {
