@@ -222,7 +222,7 @@ public enum HTTP1 {
         try forEachField(&lines) { name, value in
             fields.append(name: name, value: value)
             if nameIs(bytes, name, "content-length") {
-                framingFields.addContentLength(string(bytes, value))
+                framingFields.addContentLength(UnsafeRawBufferPointer(rebasing: bytes[value]))
             } else if nameIs(bytes, name, "transfer-encoding") {
                 framingFields.addTransferEncoding(string(bytes, value))
             } else if nameIs(bytes, name, "connection") {
@@ -269,7 +269,7 @@ public enum HTTP1 {
         var framingFields = FramingFields()
         try forEachField(&lines) { name, value throws(ParseError) in
             if nameIs(bytes, name, "content-length") {
-                framingFields.addContentLength(string(bytes, value))
+                framingFields.addContentLength(UnsafeRawBufferPointer(rebasing: bytes[value]))
             } else if nameIs(bytes, name, "transfer-encoding") {
                 framingFields.addTransferEncoding(string(bytes, value))
             } else if nameIs(bytes, name, "content-type") {
@@ -396,7 +396,8 @@ public enum HTTP1 {
         /// The first malformed field's error.
         private var error: ParseError?
 
-        mutating func addContentLength(_ text: String) {
+        /// `text`: the field value's bytes (read at once, not kept).
+        mutating func addContentLength(_ text: UnsafeRawBufferPointer) {
             guard error == nil else { return }
             do throws(ParseError) { try readContentLength(text) } catch { self.error = error }
         }
@@ -408,14 +409,13 @@ public enum HTTP1 {
 
         /// One number, or the same number repeated in a list ("5, 5"), as RFC 9110 8.6 allows. Each element:
         /// optional whitespace, digits, optional whitespace ("1 2" is refused).
-        private mutating func readContentLength(_ text: String) throws(ParseError) {
+        private mutating func readContentLength(_ bytes: UnsafeRawBufferPointer) throws(ParseError) {
             var value = 0
             var digits = 0
             var numberEnded = false
-            let bytes = text.utf8
-            var index = bytes.startIndex
+            var index = 0
             while true {
-                let byte = index < bytes.endIndex ? bytes[index] : UInt8(ascii: ",")
+                let byte = index < bytes.count ? bytes[index] : UInt8(ascii: ",")
                 if byte == UInt8(ascii: ",") {
                     guard digits > 0, length == nil || length == value else { throw .malformed("bad Content-Length") }
                     length = value
@@ -431,8 +431,8 @@ public enum HTTP1 {
                     value = value * 10 + Int(byte - 0x30)
                     digits += 1
                 }
-                guard index < bytes.endIndex else { break }
-                index = bytes.index(after: index)
+                guard index < bytes.count else { break }
+                index += 1
             }
         }
 
@@ -648,16 +648,11 @@ public enum HTTP1 {
     /// RFC 9110 tchar.
     @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default: false
-        }
+        // tchar as two 64-bit maps (bit b of `low` for byte b below 64, of `high` for byte 64 + b): a shift and a
+        // mask per byte of every method and header name, where a switch over the ranges made a chain of compares.
+        let low: UInt64 = 0x03FF_6CFA_0000_0000  // ! # $ % & ' * + - . 0-9
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE  // A-Z ^ _ ` a-z | ~
+        return byte < 64 ? (low >> UInt64(byte)) & 1 == 1 : byte < 128 && (high >> UInt64(byte &- 64)) & 1 == 1
     }
 
     private static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {

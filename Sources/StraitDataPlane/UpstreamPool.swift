@@ -285,19 +285,21 @@ final class UpstreamHandler: ChannelInboundHandler {
                     finish(.malformed(error.reason))
                     return
                 }
-                guard let parsed else { return }
-                input?.moveReaderIndex(forwardBy: parsed.length)
-                if parsed.head.status < 200 {
+                // Taken apart once: each `parsed.head.…` copied the whole optional tuple (its strings retained).
+                guard let (responseHead, length) = parsed else { return }
+                input?.moveReaderIndex(forwardBy: length)
+                let (status, framing) = (responseHead.status, responseHead.framing)
+                if status < 200 {
                     // Interim responses (100 Continue, 103) precede the answer; 101 would switch protocols.
-                    if parsed.head.status == 101 { finish(.malformed("101 Switching Protocols")) }
+                    if status == 101 { finish(.malformed("101 Switching Protocols")) }
                     continue
                 }
-                self.head = parsed.head
-                if case .length(let length) = parsed.head.framing, length > DataPlane.maximumPayloadSize {
+                self.head = consume responseHead
+                if case .length(let length) = framing, length > DataPlane.maximumPayloadSize {
                     finish(.responseTooLarge)
                     return
                 }
-                bodyReader = HTTP1.BodyReader(parsed.head.framing)
+                bodyReader = HTTP1.BodyReader(framing)
                 continue
             }
             guard readBody() else { return }

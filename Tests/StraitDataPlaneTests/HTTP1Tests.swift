@@ -208,6 +208,13 @@ import Testing
         #expect(fourth.head.headers.map(\.name) == ["content-type"])
     }
 
+    @Test func tokenBytesAreExactlyRFC9110s() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(HTTP1.isTokenByte(byte) == tchar.contains(byte), "byte \(byte)")
+        }
+    }
+
     @Test func refusesOversizedHeads() {
         let big = "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: HTTP1.maximumHeadSize) + "\r\n\r\n"
         #expect(throws: HTTP1.ParseError.headTooLarge) { try parse(big) }
