@@ -8,7 +8,7 @@ import Darwin
 /// its name (lower-case) and its value (without surrounding whitespace) in that buffer. What the data plane's parser
 /// hands SigV4 and the forwarder: no `String` is made for a field nobody reads as one.
 public struct HeaderFields: Sendable {
-    public struct Field: Sendable, Equatable {
+    public struct Field: Sendable {
         public var name: Range<Int>
         public var value: Range<Int>
 
@@ -20,9 +20,7 @@ public struct HeaderFields: Sendable {
 
     /// The bytes the ranges point into; every name already lower-case.
     public private(set) var bytes: [UInt8]
-    /// Four offsets into `bytes` per field: name start and end, value start and end. An `[Int]`, not an array of
-    /// ``Field``: the standard library has the metadata of `[Int]`'s storage prespecialized, where making an array
-    /// of a struct of ours looks its metadata up at run time every time.
+    /// Four offsets into `bytes` per field: name start and end, value start and end.
     public private(set) var offsets: [Int]
 
     /// `offsets` holds four per field (see ``offsets``); the names must be lower-case in `bytes`.

@@ -103,11 +103,12 @@ public final class SigV4Verifier: Sendable {
         }
         try checkSkew(signedAt, amzDate: amzDate)
 
-        var declaredHashMatches = true
+        // The first declared x-amz-content-sha256, compared in place.
+        var declaredHashMatches: Bool?
         request.forEachValue(named: "x-amz-content-sha256") { declared in
-            if declaredHashMatches { declaredHashMatches = request.payloadHashIs(declared) }
+            if declaredHashMatches == nil { declaredHashMatches = request.payloadHashIs(declared) }
         }
-        if !declaredHashMatches {
+        if declaredHashMatches == false {
             throw Self.error(
                 "InvalidSignatureException",
                 "The provided 'x-amz-content-sha256' header does not match what was computed."

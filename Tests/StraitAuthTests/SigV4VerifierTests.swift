@@ -424,13 +424,22 @@ extension TestSigner: CustomTestStringConvertible {
             headers: signed.headers,
             payload: .hex(hash)
         )
+        // The data plane's form: the fields as a parser's bytes.
+        let byFields = SignableRequest(
+            method: signed.method,
+            target: signed.path,
+            fields: HeaderFields(signed.headers),
+            payload: .digest(body.withUnsafeBytes { SigV4.sha256($0) })
+        )
         #expect(byDigest.payloadHash == hash)
         if declared == "none" || declared == "match" {
             #expect(try verifier.verify(byDigest) == "AKIDEXAMPLE")
             #expect(try verifier.verify(byHex) == "AKIDEXAMPLE")
+            #expect(try verifier.verify(byFields) == "AKIDEXAMPLE")
         } else {
             #expect(failure(byDigest)?.message.contains("x-amz-content-sha256") == true)
             #expect(failure(byHex)?.message.contains("x-amz-content-sha256") == true)
+            #expect(failure(byFields)?.message.contains("x-amz-content-sha256") == true)
         }
         // A digest of other bytes breaks the signature, as a wrong hex hash does.
         let otherBody = SignableRequest(
