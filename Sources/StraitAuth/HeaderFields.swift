@@ -23,11 +23,22 @@ public struct HeaderFields: Sendable {
     /// Four offsets into `bytes` per field: name start and end, value start and end.
     public private(set) var offsets: [Int]
 
-    /// `offsets` holds four per field (see ``offsets``); the names must be lower-case in `bytes`.
+    /// `offsets` holds four per field (see ``offsets``), each range within `bytes`; the names must be lower-case.
     public init(bytes: [UInt8], offsets: [Int]) {
         precondition(offsets.count % 4 == 0, "four offsets per field")
+        Self.checkRanges(offsets, within: bytes.count)
         self.bytes = bytes
         self.offsets = offsets
+    }
+
+    /// Every field's ranges lie within `count` bytes: reads and writes through the ranges use unchecked pointers.
+    private static func checkRanges(_ offsets: [Int], within count: Int) {
+        for field in stride(from: 0, to: offsets.count, by: 2) {
+            precondition(
+                offsets[field] >= 0 && offsets[field] <= offsets[field + 1] && offsets[field + 1] <= count,
+                "a header field's range lies outside its bytes"
+            )
+        }
     }
 
     /// The fields, in arrival order, read from ``offsets``.
@@ -63,6 +74,9 @@ public struct HeaderFields: Sendable {
 
     public var count: Int { offsets.count / 4 }
 
+    /// The bytes these fields' buffers hold allocated (what keeping them for reuse costs).
+    public var allocatedBytes: Int { bytes.capacity + offsets.capacity * MemoryLayout<Int>.stride }
+
     // MARK: Building in place, without allocating once the buffers are big enough
 
     /// Adds a field at these offsets of the bytes ``setBytes(_:)`` gives next.
@@ -76,6 +90,7 @@ public struct HeaderFields: Sendable {
 
     /// Copies the bytes the fields' offsets point into, lower-casing the names (ASCII) in the copy.
     public mutating func setBytes(_ head: UnsafeRawBufferPointer) {
+        Self.checkRanges(offsets, within: head.count)
         bytes.removeAll(keepingCapacity: true)
         bytes.append(contentsOf: head)
         bytes.withUnsafeMutableBufferPointer { bytes in

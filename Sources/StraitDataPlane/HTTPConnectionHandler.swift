@@ -85,6 +85,8 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     private static let spareCapacity = 2048
     /// The header-field buffers of the last invocation, emptied, for the next request's head.
     var spareFields = HeaderFields()
+    /// Header-field buffers larger than this (bytes and offsets) are not kept between calls.
+    static let spareFieldsCapacity = 8192
 
     /// What a forwarded call needs again when its instance answers (kept here rather than in a closure per call).
     struct InFlightCall {

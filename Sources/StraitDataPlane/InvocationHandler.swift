@@ -252,8 +252,10 @@ extension HTTPConnectionHandler: UpstreamClient {
             )
         }
         complete(call, outcome: outcome)
-        // The head's buffers, for the connection's next request to fill without allocating.
-        spareFields = call.request.head.fields.recycled()
+        // The head's buffers, for the connection's next request to fill without allocating — unless a large head
+        // grew them (an idle kept-alive connection keeps little, as with `keepSpare`).
+        let recycled = call.request.head.fields.recycled()
+        if recycled.allocatedBytes <= Self.spareFieldsCapacity { spareFields = recycled }
     }
 
     /// A cheap first look: the length of every header InvokeEndpoint reads (content-type 12, accept 6, the

@@ -79,7 +79,8 @@ struct SeriesKey: Hashable {
 
 /// One event loop's metrics; only touched on its loop, merged on scrape.
 struct LoopMetrics {
-    var series: [SeriesKey: InvocationSeries] = [:]
+    /// Changed only by `record` and `merge`, which keep `last` right.
+    private(set) var series: [SeriesKey: InvocationSeries] = [:]
     /// Failures before an endpoint was known (bad signature, unknown endpoint…), by HTTP status class.
     var unroutedClientErrors: UInt64 = 0
     var unroutedServerErrors: UInt64 = 0

@@ -308,6 +308,24 @@ extension TestSigner: CustomTestStringConvertible {
         #expect(error?.message.contains("Authorization header requires 'Signature' parameter.") == true)
     }
 
+    /// Errors that quote the Authorization header quote it as sent (the verifier lower-cases signed names in its own
+    /// copy), with the fields as strings or as a parser's bytes.
+    @Test func errorsQuoteTheAuthorizationHeaderAsSent() {
+        let authorization =
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=Host;X-Amz-Date"
+        let headers = TestSigner().headers(extra: [("Authorization", authorization)])
+        let asStrings = SignableRequest(method: "POST", target: "/", headers: headers, body: [])
+        let asBytes = SignableRequest(
+            method: "POST",
+            target: "/",
+            fields: HeaderFields(headers),
+            payload: .digest(SigV4.sha256(UnsafeRawBufferPointer(start: nil, count: 0)))
+        )
+        for request in [asStrings, asBytes] {
+            #expect(failure(request)?.message.hasSuffix(" Authorization=\(authorization)") == true)
+        }
+    }
+
     @Test func otherAlgorithmIsIncomplete() {
         let request = SignableRequest(
             method: "POST",

@@ -135,20 +135,22 @@ private final class StatusPromise: UpstreamClient {
         return (statuses, connections)
     }
 
-    /// Calls alternating between two instances each reuse their own instance's connection; an instance that drops
-    /// its idle connection gets a new one on the next call.
-    @Test func alternatingInstancesKeepTheirOwnConnections() async throws {
+    /// Sends calls to instances on loopback, one after another, each to the instance `plan` names (an index into
+    /// `closingFirst`); instance i closes each of its first `closingFirst[i]` connections a moment after answering.
+    /// Returns the statuses and how many connections each instance accepted.
+    private func call(_ plan: [Int], closingFirst: [Int]) async throws -> (statuses: [Int], accepted: [Int]) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let serverLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let acceptLoop = serverLoop.next()
         var servers: [(channel: any Channel, accepted: NIOLoopBoundBox<Int>)] = []
-        for closing in [false, false, true] {
+        for closing in closingFirst {
             let accepted = try await acceptLoop.submit { NIOLoopBoundBox(0, eventLoop: acceptLoop) }.get()
             let channel = try await ServerBootstrap(group: serverLoop)
                 .childChannelInitializer { channel in
                     accepted.value += 1
+                    let closeAfterAnswer = accepted.value <= closing
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(Answerer(closeAfterAnswer: closing))
+                        try channel.pipeline.syncOperations.addHandler(Answerer(closeAfterAnswer: closeAfterAnswer))
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0).get()
@@ -157,8 +159,8 @@ private final class StatusPromise: UpstreamClient {
         let loop = group.next()
         let pool = try await loop.submit { NIOLoopBound(UpstreamPool(eventLoop: loop), eventLoop: loop) }.get()
         var statuses: [Int] = []
-        for call in 0..<9 {
-            let port = servers[call % 3].channel.localAddress!.port!
+        for instance in plan {
+            let port = servers[instance].channel.localAddress!.port!
             let promise = loop.makePromise(of: Int.self)
             loop.execute {
                 pool.value.send(
@@ -172,15 +174,33 @@ private final class StatusPromise: UpstreamClient {
                 )
             }
             statuses.append(try await promise.futureResult.get())
-            // Long enough for the closing instance's close to arrive before its next call.
+            // Long enough for a closing instance's close to arrive before the next call.
             try await Task.sleep(for: .milliseconds(60))
         }
         let accepted = try await acceptLoop.submit { servers.map { $0.accepted.value } }.get()
-        #expect(statuses == Array(repeating: 200, count: 9))
-        #expect(accepted == [1, 1, 3])
         for server in servers { try await server.channel.close() }
         try await group.shutdownGracefully()
         try await serverLoop.shutdownGracefully()
+        return (statuses, accepted)
+    }
+
+    /// Calls alternating between instances each reuse their own instance's connection; an instance that drops its
+    /// idle connection gets a new one on the next call.
+    @Test func alternatingInstancesKeepTheirOwnConnections() async throws {
+        let (statuses, accepted) = try await call(
+            Array(repeating: [0, 1, 2], count: 3).flatMap { $0 },
+            closingFirst: [0, 0, .max]
+        )
+        #expect(statuses == Array(repeating: 200, count: 9))
+        #expect(accepted == [1, 1, 3])
+    }
+
+    /// An instance whose only idle connection closed (its entry forgotten) gets a new one, which is kept and found
+    /// again after a call to another instance.
+    @Test func aNewConnectionAfterTheLastClosedIsKeptAndFoundAgain() async throws {
+        let (statuses, accepted) = try await call([0, 0, 1, 0], closingFirst: [1, 0])
+        #expect(statuses == [200, 200, 200, 200])
+        #expect(accepted == [2, 1])
     }
 
     /// A small request is written whole at once: its connection is kept for the next call.
