@@ -161,6 +161,18 @@ public enum HTTP1 {
         _ buffer: ByteBuffer,
         searched: inout Int
     ) throws(ParseError) -> (head: ResponseHead, length: Int)? {
+        var head: ResponseHead?
+        guard let length = try parseResponseHead(buffer, searched: &searched, into: &head), let head else { return nil }
+        return (head, length)
+    }
+
+    /// ``parseResponseHead(_:searched:)`` with the head stored into `head` and its length returned: only an `Int`
+    /// comes back out of the buffer's closure (a tuple holding the head was copied through value witnesses there).
+    public static func parseResponseHead(
+        _ buffer: ByteBuffer,
+        searched: inout Int,
+        into head: inout ResponseHead?
+    ) throws(ParseError) -> Int? {
         try buffer.withUnsafeReadableBytes { bytes throws(ParseError) in
             guard let end = headLength(bytes, searchFrom: searched) else {
                 if bytes.count > maximumHeadSize { throw .headTooLarge }
@@ -169,7 +181,8 @@ public enum HTTP1 {
             }
             if end > maximumHeadSize { throw .headTooLarge }
             searched = 0
-            return (try readResponse(UnsafeRawBufferPointer(rebasing: bytes[0..<end])), end)
+            head = try readResponse(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
+            return end
         }
     }
 

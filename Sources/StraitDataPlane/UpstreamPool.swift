@@ -278,15 +278,15 @@ final class UpstreamHandler: ChannelInboundHandler {
         while client != nil {
             guard let head else {
                 guard let buffered = input, buffered.readableBytes > 0 else { return }
-                let parsed: (head: HTTP1.ResponseHead, length: Int)?
+                var parsed: HTTP1.ResponseHead?
+                let length: Int?
                 do {
-                    parsed = try HTTP1.parseResponseHead(buffered, searched: &searched)
+                    length = try HTTP1.parseResponseHead(buffered, searched: &searched, into: &parsed)
                 } catch {
                     finish(.malformed(error.reason))
                     return
                 }
-                // Taken apart once: each `parsed.head.…` copied the whole optional tuple (its strings retained).
-                guard let (responseHead, length) = parsed else { return }
+                guard let length, let responseHead = parsed.take() else { return }
                 input?.moveReaderIndex(forwardBy: length)
                 let (status, framing) = (responseHead.status, responseHead.framing)
                 if status < 200 {
