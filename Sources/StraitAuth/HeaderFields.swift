@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import StraitCore
 
 /// Header fields kept as the bytes they arrived in: one buffer, and for each field, in arrival order, the ranges of
 /// its name (lower-case) and its value (without surrounding whitespace) in that buffer. What the data plane's parser
@@ -24,20 +20,18 @@ public struct HeaderFields: Sendable {
     public private(set) var offsets: [Int]
 
     /// `offsets` holds four per field (see ``offsets``), each range within `bytes`; the names must be lower-case.
-    public init(bytes: [UInt8], offsets: [Int]) {
+    private init(bytes: [UInt8], offsets: [Int]) {
         precondition(offsets.count % 4 == 0, "four offsets per field")
-        Self.checkRanges(offsets, within: bytes.count)
+        precondition(Self.rangesFit(offsets, within: bytes.count), "a header field's range lies outside its bytes")
         self.bytes = bytes
         self.offsets = offsets
     }
 
-    /// Every field's ranges lie within `count` bytes: reads and writes through the ranges use unchecked pointers.
-    private static func checkRanges(_ offsets: [Int], within count: Int) {
-        for field in stride(from: 0, to: offsets.count, by: 2) {
-            precondition(
-                offsets[field] >= 0 && offsets[field] <= offsets[field + 1] && offsets[field + 1] <= count,
-                "a header field's range lies outside its bytes"
-            )
+    /// Whether every field's ranges lie within `count` bytes: reads and writes through the ranges use unchecked
+    /// pointers.
+    private static func rangesFit(_ offsets: [Int], within count: Int) -> Bool {
+        stride(from: 0, to: offsets.count, by: 2).allSatisfy {
+            offsets[$0] >= 0 && offsets[$0] <= offsets[$0 + 1] && offsets[$0 + 1] <= count
         }
     }
 
@@ -81,7 +75,7 @@ public struct HeaderFields: Sendable {
 
     /// Adds a field at these offsets of the bytes ``setBytes(_:)`` gives next.
     @inline(__always)
-    public mutating func append(name: Range<Int>, value: Range<Int>) {
+    package mutating func append(name: Range<Int>, value: Range<Int>) {
         offsets.append(name.lowerBound)
         offsets.append(name.upperBound)
         offsets.append(value.lowerBound)
@@ -89,8 +83,9 @@ public struct HeaderFields: Sendable {
     }
 
     /// Copies the bytes the fields' offsets point into, lower-casing the names (ASCII) in the copy.
-    public mutating func setBytes(_ head: UnsafeRawBufferPointer) {
-        Self.checkRanges(offsets, within: head.count)
+    package mutating func setBytes(_ head: UnsafeRawBufferPointer) {
+        // Only this package's parser builds fields, from ranges of the head it passes here: checked in debug builds.
+        assert(Self.rangesFit(offsets, within: head.count), "a header field's range lies outside its bytes")
         bytes.removeAll(keepingCapacity: true)
         bytes.append(contentsOf: head)
         bytes.withUnsafeMutableBufferPointer { bytes in
@@ -151,21 +146,13 @@ public struct HeaderFields: Sendable {
         _ range: Range<Int>,
         _ other: UnsafeBufferPointer<UInt8>
     ) -> Bool {
-        equal(UnsafeBufferPointer(rebasing: bytes[range]), other)
-    }
-
-    /// Whether the two hold the same bytes: lengths, then memcmp (`elementsEqual` walks both one byte at a time).
-    @inline(__always)
-    public static func equal(_ one: UnsafeBufferPointer<UInt8>, _ other: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard one.count == other.count else { return false }
-        guard let first = one.baseAddress, let second = other.baseAddress else { return true }  // both empty
-        return memcmp(first, second, one.count) == 0
+        Bytes.equal(UnsafeBufferPointer(rebasing: bytes[range]), other)
     }
 
     /// Whether `bytes[range]` is exactly `literal`.
     @inline(__always)
     public static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool
     {
-        equal(bytes, range, UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        Bytes.equal(UnsafeBufferPointer(rebasing: bytes[range]), literal)
     }
 }

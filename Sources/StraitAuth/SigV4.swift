@@ -279,7 +279,7 @@ public enum SigV4 {
     @inline(__always)
     static func holds(_ text: some StringProtocol, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard text.utf8.count == bytes.count else { return false }
-        return text.utf8.withContiguousStorageIfAvailable { HeaderFields.equal($0, bytes) }
+        return text.utf8.withContiguousStorageIfAvailable { Bytes.equal($0, bytes) }
             ?? text.utf8.elementsEqual(bytes)
     }
 

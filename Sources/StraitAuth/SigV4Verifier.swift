@@ -88,7 +88,7 @@ public final class SigV4Verifier: Sendable {
         // The first 8 bytes, as bytes (a Substring's prefix walks String indices).
         let dateMatches = amzDate.utf8.withContiguousStorageIfAvailable { text in
             header.bytes.withUnsafeBufferPointer {
-                HeaderFields.equal(UnsafeBufferPointer(rebasing: text[0..<8]), UnsafeBufferPointer(rebasing: $0[date]))
+                Bytes.equal(UnsafeBufferPointer(rebasing: text[0..<8]), UnsafeBufferPointer(rebasing: $0[date]))
             }
         }
         guard dateMatches ?? header.holds(amzDate.prefix(8), at: date) else {
@@ -364,7 +364,7 @@ struct ParsedAuthorization {
             bytes.count >= Self.prefix.count
             && bytes.withUnsafeBufferPointer { bytes in
                 Self.prefix.withUnsafeBufferPointer {
-                    HeaderFields.equal(UnsafeBufferPointer(rebasing: bytes[..<$0.count]), $0)
+                    Bytes.equal(UnsafeBufferPointer(rebasing: bytes[..<$0.count]), $0)
                 }
             }
         guard hasPrefix else {
@@ -459,12 +459,7 @@ struct ParsedAuthorization {
 
     /// The index of the first `byte` in `bytes` at or after `start` (memchr, not a byte loop).
     private static func firstIndex(of byte: UInt8, in bytes: [UInt8], from start: Int) -> Int? {
-        guard start < bytes.count else { return nil }
-        return bytes.withUnsafeBytes { bytes in
-            memchr(bytes.baseAddress! + start, Int32(byte), bytes.count - start).map {
-                bytes.baseAddress!.distance(to: $0)
-            }
-        }
+        bytes.withUnsafeBytes { Bytes.firstIndex(of: byte, in: $0, from: start) }
     }
 
     /// Whether the bytes at `range` are `text`'s UTF-8.

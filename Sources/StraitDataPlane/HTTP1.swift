@@ -2,12 +2,6 @@ public import NIOCore
 public import StraitAuth
 import StraitCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// HTTP/1.1 framing on bytes, for the invocation path: request and response heads (RFC 9112), message body framing
 /// and chunked transfer coding, with nothing parsed that the path does not use.
 ///
@@ -105,20 +99,11 @@ public enum HTTP1 {
     static func headLength(_ bytes: UnsafeRawBufferPointer, searchFrom: Int = 0) -> Int? {
         // From line feed to line feed (memchr, many bytes a step), not byte by byte: every head is searched whole.
         var index = max(3, searchFrom)
-        while let lf = lineFeed(in: bytes, from: index) {
+        while let lf = Bytes.firstIndex(of: 0x0A, in: bytes, from: index) {
             if bytes[lf - 1] == 0x0D, bytes[lf - 2] == 0x0A, bytes[lf - 3] == 0x0D { return lf + 1 }
             index = lf + 1
         }
         return nil
-    }
-
-    /// The offset of the first LF in `bytes` at or after `start`.
-    @inline(__always)
-    static func lineFeed(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        guard start < bytes.count, let base = bytes.baseAddress,
-            let found = memchr(base + start, 0x0A, bytes.count - start)
-        else { return nil }
-        return base.distance(to: UnsafeRawPointer(found))
     }
 
     /// Reads a request head from the start of `buffer`. Returns nil while the head is incomplete (`searched` keeps
@@ -195,7 +180,7 @@ public enum HTTP1 {
         mutating func next() -> Range<Int>? {
             // A line's LF is at least one byte past its start (its CR).
             var index = position + 1
-            while let lf = HTTP1.lineFeed(in: bytes, from: index) {
+            while let lf = Bytes.firstIndex(of: 0x0A, in: bytes, from: index) {
                 if bytes[lf - 1] == 0x0D {
                     defer { position = lf + 1 }
                     return position..<(lf - 1)

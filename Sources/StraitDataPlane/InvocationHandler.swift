@@ -13,13 +13,12 @@ extension HTTPConnectionHandler: UpstreamClient {
         return uri.withUTF8 { bytes in
             let prefix: StaticString = "/endpoints/"
             let suffix: StaticString = "/invocations"
-            var end = 0
-            while end < bytes.count, bytes[end] != UInt8(ascii: "?") { end += 1 }
+            let end = Bytes.firstIndex(of: UInt8(ascii: "?"), in: UnsafeRawBufferPointer(bytes), from: 0) ?? bytes.count
             let start = prefix.utf8CodeUnitCount
             let nameEnd = end - suffix.utf8CodeUnitCount
             guard nameEnd > start,
-                bytes[0..<start].elementsEqual(UnsafeBufferPointer(start: prefix.utf8Start, count: start)),
-                bytes[nameEnd..<end].elementsEqual(UnsafeBufferPointer(start: suffix.utf8Start, count: end - nameEnd)),
+                Bytes.equal(UnsafeBufferPointer(rebasing: bytes[0..<start]), prefix),
+                Bytes.equal(UnsafeBufferPointer(rebasing: bytes[nameEnd..<end]), suffix),
                 !bytes[start..<nameEnd].contains(UInt8(ascii: "/"))
             else { return nil }
             return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<nameEnd]), as: UTF8.self)
@@ -86,46 +85,57 @@ extension HTTPConnectionHandler: UpstreamClient {
     /// The header limits of InvokeEndpoint's input shape, checked in one pass over the (lower-cased) headers.
     static func headerError(_ fields: HeaderFields) -> ServiceError? {
         fields.withFields { bytes, fields in
-            for field in fields where isInvokeEndpointMember(byteCount: field.name.count) {
-                if let error = headerError(bytes, field) { return error }
+            for field in fields {
+                guard let header = invokeEndpointHeader(bytes, field.name) else { continue }
+                if field.value.count > header.maximum {
+                    return ServiceError(
+                        code: "ValidationError",
+                        message:
+                            "1 validation error detected: Value at '\(header.member)' failed to satisfy constraint: Member must have length less than or equal to \(header.maximum)"
+                    )
+                }
+                if field.value.isEmpty, header.member == "targetModel" || header.member == "inferenceId" {
+                    return ServiceError(
+                        code: "ValidationError",
+                        message:
+                            "1 validation error detected: Value '' at '\(header.member)' failed to satisfy constraint: Member must have length greater than or equal to 1"
+                    )
+                }
             }
             return nil
         }
     }
 
-    private static func headerError(_ bytes: UnsafeBufferPointer<UInt8>, _ field: HeaderFields.Field) -> ServiceError? {
+    /// A header InvokeEndpoint's input shape names: its member, its length limit, and whether the container gets it
+    /// (SageMaker strips every other header).
+    struct InvokeEndpointHeader {
         let member: String
         let maximum: Int
-        if HeaderFields.equal(bytes, field.name, "content-type") {
-            (member, maximum) = ("contentType", 1024)
-        } else if HeaderFields.equal(bytes, field.name, "accept") {
-            (member, maximum) = ("accept", 1024)
-        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-custom-attributes") {
-            (member, maximum) = ("customAttributes", 1024)
-        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-target-model") {
-            (member, maximum) = ("targetModel", 1024)
-        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-target-variant") {
-            (member, maximum) = ("targetVariant", 63)
-        } else if HeaderFields.equal(bytes, field.name, "x-amzn-sagemaker-inference-id") {
-            (member, maximum) = ("inferenceId", 64)
+        let forwarded: Bool
+    }
+
+    /// The InvokeEndpoint header whose lower-case name is at `name` in `bytes`, or nil for any other header.
+    static func invokeEndpointHeader(_ bytes: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> InvokeEndpointHeader? {
+        // The length first (content-type 12, accept 6, the x-amzn-sagemaker-… ones 29 to 34): most headers of a
+        // request are passed over without comparing bytes.
+        let count = name.count
+        guard count == 12 || count == 6 || (count >= 29 && count <= 34) else { return nil }
+        let name = UnsafeBufferPointer(rebasing: bytes[name])
+        return if Bytes.equal(name, "content-type") {
+            InvokeEndpointHeader(member: "contentType", maximum: 1024, forwarded: true)
+        } else if Bytes.equal(name, "accept") {
+            InvokeEndpointHeader(member: "accept", maximum: 1024, forwarded: true)
+        } else if Bytes.equal(name, "x-amzn-sagemaker-custom-attributes") {
+            InvokeEndpointHeader(member: "customAttributes", maximum: 1024, forwarded: true)
+        } else if Bytes.equal(name, "x-amzn-sagemaker-target-model") {
+            InvokeEndpointHeader(member: "targetModel", maximum: 1024, forwarded: true)
+        } else if Bytes.equal(name, "x-amzn-sagemaker-inference-id") {
+            InvokeEndpointHeader(member: "inferenceId", maximum: 64, forwarded: true)
+        } else if Bytes.equal(name, "x-amzn-sagemaker-target-variant") {
+            InvokeEndpointHeader(member: "targetVariant", maximum: 63, forwarded: false)  // Strait routes by it
         } else {
-            return nil
+            nil
         }
-        if field.value.count > maximum {
-            return ServiceError(
-                code: "ValidationError",
-                message:
-                    "1 validation error detected: Value at '\(member)' failed to satisfy constraint: Member must have length less than or equal to \(maximum)"
-            )
-        }
-        if field.value.isEmpty, member == "targetModel" || member == "inferenceId" {
-            return ServiceError(
-                code: "ValidationError",
-                message:
-                    "1 validation error detected: Value '' at '\(member)' failed to satisfy constraint: Member must have length greater than or equal to 1"
-            )
-        }
-        return nil
     }
 
     static func isValidEndpointName(_ name: String) -> Bool {
@@ -258,21 +268,10 @@ extension HTTPConnectionHandler: UpstreamClient {
         if recycled.allocatedBytes <= Self.spareFieldsCapacity { spareFields = recycled }
     }
 
-    /// A cheap first look: the length of every header InvokeEndpoint reads (content-type 12, accept 6, the
-    /// x-amzn-sagemaker-… ones 29 to 34), so most headers of a request are passed over without string compares.
-    @inline(__always)
-    static func isInvokeEndpointMember(byteCount count: Int) -> Bool {
-        count == 12 || count == 6 || (count >= 29 && count <= 34)
-    }
-
     /// Headers InvokeEndpoint passes to the container (by lower-case name at `name` in `bytes`); SageMaker strips
     /// every other one.
     static func isForwarded(_ bytes: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> Bool {
-        guard isInvokeEndpointMember(byteCount: name.count) else { return false }
-        return HeaderFields.equal(bytes, name, "content-type") || HeaderFields.equal(bytes, name, "accept")
-            || HeaderFields.equal(bytes, name, "x-amzn-sagemaker-custom-attributes")
-            || HeaderFields.equal(bytes, name, "x-amzn-sagemaker-inference-id")
-            || HeaderFields.equal(bytes, name, "x-amzn-sagemaker-target-model")
+        invokeEndpointHeader(bytes, name)?.forwarded == true
     }
 
     /// Answers the caller from the instance's outcome, or moves the call to another instance.

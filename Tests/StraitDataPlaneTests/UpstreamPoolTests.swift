@@ -6,16 +6,21 @@ import Testing
 @testable import StraitDataPlane
 
 /// A real instance on loopback for the pool: answers each request (`content-length` framed) with `200 ok` once all
-/// of its body has arrived, counts the connections it accepted, and starts reading each connection only after
-/// `readDelay` (so a large request stays partly buffered on the sender's side).
-private final class SlowReader: ChannelInboundHandler {
+/// of its body has arrived; starts reading each connection only after `readDelay` (so a large request stays partly
+/// buffered on the sender's side); when `closeAfterAnswer`, closes the connection a moment after each answer (an
+/// instance dropping idle connections).
+private final class TestInstance: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let readDelay: TimeAmount
+    private let closeAfterAnswer: Bool
     private var pending = ByteBuffer()
 
-    init(readDelay: TimeAmount) { self.readDelay = readDelay }
+    init(readDelay: TimeAmount = .zero, closeAfterAnswer: Bool = false) {
+        self.readDelay = readDelay
+        self.closeAfterAnswer = closeAfterAnswer
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -32,6 +37,10 @@ private final class SlowReader: ChannelInboundHandler {
                 wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")),
                 promise: nil
             )
+            if closeAfterAnswer {
+                let channel = context.channel
+                context.eventLoop.scheduleTask(in: .milliseconds(20)) { channel.close(promise: nil) }
+            }
         }
         pending.discardReadBytes()
     }
@@ -47,36 +56,6 @@ private final class SlowReader: ChannelInboundHandler {
             head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
             .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
         return head.utf8.count + length
-    }
-}
-
-/// A real instance that answers every request `200 ok` (kept alive) and, when `closeAfterAnswer`, closes the
-/// connection a moment after each answer (an instance dropping idle connections).
-private final class Answerer: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let closeAfterAnswer: Bool
-    private var pending = ByteBuffer()
-
-    init(closeAfterAnswer: Bool) { self.closeAfterAnswer = closeAfterAnswer }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
-        pending.writeBuffer(&bytes)
-        // Requests here have no body: each ends at its empty line.
-        while let end = String(buffer: pending).range(of: "\r\n\r\n") {
-            pending.moveReaderIndex(forwardBy: String(buffer: pending)[..<end.upperBound].utf8.count)
-            context.writeAndFlush(
-                wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")),
-                promise: nil
-            )
-            if closeAfterAnswer {
-                let channel = context.channel
-                context.eventLoop.scheduleTask(in: .milliseconds(20)) { channel.close(promise: nil) }
-            }
-        }
-        pending.discardReadBytes()
     }
 }
 
@@ -102,7 +81,7 @@ private final class StatusPromise: UpstreamClient {
             .childChannelInitializer { channel in
                 accepted.value += 1
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(SlowReader(readDelay: .milliseconds(50)))
+                    try channel.pipeline.syncOperations.addHandler(TestInstance(readDelay: .milliseconds(50)))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -150,7 +129,7 @@ private final class StatusPromise: UpstreamClient {
                     accepted.value += 1
                     let closeAfterAnswer = accepted.value <= closing
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(Answerer(closeAfterAnswer: closeAfterAnswer))
+                        try channel.pipeline.syncOperations.addHandler(TestInstance(closeAfterAnswer: closeAfterAnswer))
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0).get()
@@ -177,7 +156,8 @@ private final class StatusPromise: UpstreamClient {
             // Long enough for a closing instance's close to arrive before the next call.
             try await Task.sleep(for: .milliseconds(60))
         }
-        let accepted = try await acceptLoop.submit { servers.map { $0.accepted.value } }.get()
+        let counters = servers.map(\.accepted)
+        let accepted = try await acceptLoop.submit { counters.map(\.value) }.get()
         for server in servers { try await server.channel.close() }
         try await group.shutdownGracefully()
         try await serverLoop.shutdownGracefully()
