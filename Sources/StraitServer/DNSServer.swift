@@ -34,12 +34,35 @@ final class DNSServer: Service {
     /// The port both sockets are bound to (after ``bind()``).
     var port: Int? { boundPort.withLock { $0 } }
 
-    /// Binds UDP on the port asked for (a free one for 0), then TCP on the same port.
+    /// Binds UDP on the port asked for, then TCP on the same port. For port 0, UDP takes a free port, and if TCP
+    /// finds that port taken (another process's TCP socket), both try again on another free port.
     func bind() async throws {
         let answer: @Sendable (DNSQuery, UInt32?, Int) -> [UInt8] = { [snapshot] query, source, limit in
             DNSResolver.answer(query, source: source, snapshot: snapshot.withLockedValue { $0 }, maxSize: limit)
         }
-        let udp = try await DatagramBootstrap(group: group)
+        var attempt = 1
+        while true {
+            let udp = try await bindDatagrams(answer: answer)
+            let port = udp.localAddress?.port ?? requestedPort
+            do {
+                let tcp = try await bindStreams(port: port, answer: answer)
+                channels.withLock { $0 = [udp, tcp] }
+                boundPort.withLock { $0 = port }
+                return
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && requestedPort == 0 && attempt < 16 {
+                try? await udp.close()
+                attempt += 1
+            } catch {
+                try? await udp.close()
+                throw error
+            }
+        }
+    }
+
+    private func bindDatagrams(
+        answer: @escaping @Sendable (DNSQuery, UInt32?, Int) -> [UInt8]
+    ) async throws -> any Channel {
+        try await DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -47,31 +70,28 @@ final class DNSServer: Service {
                 }
             }
             .bind(host: host, port: requestedPort).get()
-        let port = udp.localAddress?.port ?? requestedPort
-        let tcp: any Channel
+    }
+
+    private func bindStreams(
+        port: Int,
+        answer: @escaping @Sendable (DNSQuery, UInt32?, Int) -> [UInt8]
+    ) async throws -> any Channel {
         let streams = self.streams
-        do {
-            tcp = try await ServerBootstrap(group: group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    guard streams.open(limit: Self.maximumStreams) else {
-                        return channel.eventLoop.makeFailedFuture(ConnectionRefused())
-                    }
-                    channel.closeFuture.whenComplete { _ in streams.close() }
-                    return channel.eventLoop.makeCompletedFuture {
-                        let pipeline = channel.pipeline.syncOperations
-                        try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(10)))
-                        try pipeline.addHandler(ByteToMessageHandler(DNSStreamDecoder()))
-                        try pipeline.addHandler(DNSStreamHandler(answer: answer))
-                    }
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                guard streams.open(limit: Self.maximumStreams) else {
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused())
                 }
-                .bind(host: host, port: port).get()
-        } catch {
-            try? await udp.close()
-            throw error
-        }
-        channels.withLock { $0 = [udp, tcp] }
-        boundPort.withLock { $0 = port }
+                channel.closeFuture.whenComplete { _ in streams.close() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(10)))
+                    try pipeline.addHandler(ByteToMessageHandler(DNSStreamDecoder()))
+                    try pipeline.addHandler(DNSStreamHandler(answer: answer))
+                }
+            }
+            .bind(host: host, port: port).get()
     }
 
     func run() async throws {
