@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "StraitDataPlaneTests",
             dependencies: [
-                "StraitDataPlane", "StraitCore", .product(name: "NIOCore", package: "swift-nio"),
+                "StraitDataPlane", "StraitCore", "StraitAuth", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -32,6 +32,7 @@ public final class DataPlane: Sendable {
         account: AccountContext,
         zones: ZoneLayout,
         invocationTimeout: TimeAmount = .seconds(60),
+        busyPoll: TimeAmount = .zero,
         endpointStatus: @escaping @Sendable (String) -> String?,
         interfaceZone: (@Sendable (String) -> String?)? = nil,
         subnetZone: (@Sendable (String) -> String?)? = nil
@@ -43,7 +44,28 @@ public final class DataPlane: Sendable {
         self.zones = zones
         self.invocationTimeout = invocationTimeout
         self.endpointStatus = endpointStatus
-        self.contexts = group.makeIterator().map { LoopContext(eventLoop: $0) }
+        let loops = Array(group.makeIterator())
+        let calls = loops.map { _ in LoopCalls() }
+        self.contexts = loops.indices.map { index in
+            LoopContext(
+                eventLoop: loops[index],
+                busyPoll: BusyPoll(window: busyPoll, own: calls[index], all: calls)
+            )
+        }
+        guard busyPoll > .zero else { return }
+        for context in contexts {
+            BusyPoll.findSelector(of: context.eventLoop).whenSuccess { context.busyPoll.selector = $0 ?? -1 }
+        }
+    }
+
+    /// Whether every event loop's poll before sleeping is ready (its selector found); false with polling off.
+    public func busyPollActive() async -> Bool {
+        var active = !contexts.isEmpty
+        for context in contexts {
+            let ready = try? await context.eventLoop.submit { context.busyPoll.isActive }.get()
+            active = active && ready == true
+        }
+        return active
     }
 
     /// Makes `table` the snapshot every event loop routes by, from its next invocation on.
@@ -104,13 +126,16 @@ final class LoopContext: @unchecked Sendable {
     var random = RoutingRandom()
     var metrics = LoopMetrics()
     let pool: UpstreamPool
+    /// Polling before the loop sleeps (``BusyPoll``), shared by its connections and its pool.
+    let busyPoll: BusyPoll
     let signingKeys = SigningKeyCache()
     private let requestIDPrefix: String
     private var requestCounter: UInt64 = 0
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, busyPoll: BusyPoll = BusyPoll(window: .zero)) {
         self.eventLoop = eventLoop
-        self.pool = UpstreamPool(eventLoop: eventLoop)
+        self.busyPoll = busyPoll
+        self.pool = UpstreamPool(eventLoop: eventLoop, busyPoll: busyPoll)
         var random = SystemRandomNumberGenerator()
         let bits = random.next() as UInt64
         let hex = String(bits, radix: 16).leftPadded(to: 16)

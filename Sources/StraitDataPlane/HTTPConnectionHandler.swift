@@ -74,6 +74,10 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
     /// When the first byte of the current request arrived.
     var received = NIODeadline.now()
     private var timingNextByte = true
+    /// When the last response was written, and how long the caller then took to send its next request: the loop
+    /// polls for a caller's next request (``BusyPoll``) only while it came within the window last time.
+    private var responded = NIODeadline.uptimeNanoseconds(0)
+    private var callerPause = TimeAmount.zero
     /// What the current invocation adds to the metrics once its answer is written.
     var pendingRecord: PendingRecord?
     /// The invocation sent to an instance and waiting for its answer.
@@ -180,6 +184,7 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         if timingNextByte {
             received = .now()
             timingNextByte = false
+            callerPause = received - responded
         }
         if input == nil || input?.readableBytes == 0 {
             input = bytes
@@ -425,6 +430,12 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
             received = .now()
         } else {
             timingNextByte = true
+            if let busyPoll = loop?.busyPoll, busyPoll.isActive {
+                responded = .now()
+                if callerPause <= busyPoll.window {
+                    busyPoll.pollBeforeSleeping(on: context.eventLoop, whileInFlight: 0)
+                }
+            }
         }
         resumeReading(context: context)
         process(context: context)

@@ -40,7 +40,13 @@ final class UpstreamPool {
     /// Idle connections kept per instance.
     private let maximumIdlePerInstance = 64
 
-    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+    /// The loop's polling before it sleeps, which an exchange asks for once its request is out.
+    let busyPoll: BusyPoll
+
+    init(eventLoop: any EventLoop, busyPoll: BusyPoll = BusyPoll(window: .zero)) {
+        self.eventLoop = eventLoop
+        self.busyPoll = busyPoll
+    }
 
     /// Sends one request — `request` (the head, and the body when small), then `body` if given — to the instance at
     /// `hostHeader` (`host:port`) or its Unix socket, on a pooled or new connection, and tells `client` the outcome
@@ -157,6 +163,9 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var receivedAnything = false
     private var reused = false
     private var sent = NIODeadline.now()
+    /// How long the last answer on this connection took: the loop polls for the next one (``BusyPoll``) only while
+    /// answers come within its window.
+    private var lastAnswer = TimeAmount.zero
     /// False once the connection must not carry another request.
     private var reusable = true
     /// Where the write of the exchange's request stands: a failed one never reached the instance whole.
@@ -202,6 +211,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
         self.reused = reused
         self.client = client
+        pool.busyPoll.exchangeStarted()
         head = nil
         self.body = HTTP1.BodyBuffer(limit: DataPlane.maximumPayloadSize)
         receivedAnything = false
@@ -233,6 +243,9 @@ final class UpstreamHandler: ChannelInboundHandler {
         // chain of dynamic casts and generic metadata look-ups) on every call.
         if context.channel.isWritable {
             requestWrite = .written
+            if lastAnswer <= pool.busyPoll.window {
+                pool.busyPoll.pollBeforeSleeping(on: context.eventLoop, whileInFlight: 1)
+            }
             return
         }
         let written = context.eventLoop.makePromise(of: Void.self)
@@ -376,8 +389,10 @@ final class UpstreamHandler: ChannelInboundHandler {
     private func finish(_ outcome: UpstreamOutcome) {
         guard let client else { return }
         self.client = nil
+        pool.busyPoll.exchangeEnded()
         var keep = false
         if case .response(let head, _) = outcome {
+            lastAnswer = .now() - sent
             keep = head.keepAlive && reusable && requestWrite == .written && (input?.readableBytes ?? 0) == 0
         }
         head = nil

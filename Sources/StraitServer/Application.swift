@@ -132,13 +132,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         credentials: StaticCredentialProvider([credentials]),
         clock: clock
     )
-    let timeout = configuration.invocationTimeout.components
     let dataPlane = DataPlane(
         group: group,
         verifier: verifier,
         account: account,
         zones: configuration.zones,
-        invocationTimeout: .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000),
+        invocationTimeout: TimeAmount(configuration.invocationTimeout),
+        busyPoll: TimeAmount(configuration.busyPoll),
         endpointStatus: { name in (try? store.endpoint(named: name))?.status.rawValue },
         interfaceZone: { address in network.interfaceZone(ofAddress: address) },
         subnetZone: { address in network.subnetZone(ofAddress: address) }

@@ -7,6 +7,7 @@ public struct ServerConfiguration: Sendable {
     public static let defaultListenPort = 8400
     public static let defaultRegion = "us-east-1"
     public static let defaultAccountID = "123456789012"
+    public static let defaultBusyPollMicroseconds = 100
 
     /// Where the store, credentials and instance files live: `$STRAIT_DATA_DIR`, else `~/.strait`.
     public var dataDirectory: String
@@ -39,6 +40,9 @@ public struct ServerConfiguration: Sendable {
     public var dockerHost: String?
     /// `--dns-listen HOST:PORT`: where Strait's private DNS answers (UDP and TCP); nil leaves it off.
     public var dnsListen: (host: String, port: Int)?
+    /// `--busy-poll-us`: how long an event loop polls for the next event of a quick exchange before it sleeps
+    /// (the data plane's `BusyPoll`); zero turns it off.
+    public var busyPoll: Duration
 
     public init(
         dataDirectory: String = ServerConfiguration.defaultDataDirectory(),
@@ -57,8 +61,10 @@ public struct ServerConfiguration: Sendable {
         images: [String: String] = [:],
         instanceCapacity: Int = 64,
         dockerHost: String? = nil,
-        dnsListen: (host: String, port: Int)? = nil
+        dnsListen: (host: String, port: Int)? = nil,
+        busyPoll: Duration = .microseconds(ServerConfiguration.defaultBusyPollMicroseconds)
     ) {
+        self.busyPoll = busyPoll
         self.dnsListen = dnsListen
         self.dockerHost = dockerHost
         self.instanceCapacity = instanceCapacity

@@ -83,6 +83,12 @@ struct Serve: AsyncParsableCommand {
     )
     var dnsListen: String?
 
+    @Option(
+        help:
+            "Microseconds an event loop polls for the next event of a quick exchange before it sleeps (an instance's answer, a caller's next request), trading CPU for latency; 0 turns polling off."
+    )
+    var busyPollUs: Int = ServerConfiguration.defaultBusyPollMicroseconds
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -100,6 +106,9 @@ struct Serve: AsyncParsableCommand {
         guard instanceStopGrace >= 0 else { throw ValidationError("--instance-stop-grace must be 0 or more.") }
         guard (1...3600).contains(invocationTimeout) else {
             throw ValidationError("--invocation-timeout must be between 1 and 3600 seconds.")
+        }
+        guard (0...10_000).contains(busyPollUs) else {
+            throw ValidationError("--busy-poll-us must be between 0 and 10000.")
         }
         var dns: (host: String, port: Int)?
         if let dnsListen {
@@ -137,7 +146,8 @@ struct Serve: AsyncParsableCommand {
             images: images,
             instanceCapacity: instanceCapacity,
             dockerHost: dockerHost,
-            dnsListen: dns
+            dnsListen: dns,
+            busyPoll: .microseconds(busyPollUs)
         )
         let application: Application
         do { application = try buildApplication(configuration, logger: logger) } catch {

@@ -482,6 +482,23 @@ def test_full_zone_spills_to_another_zone(strait_factory, model_image):
     assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(5)} == {ZONE_A}
 
 
+def test_busy_polling_off_and_out_of_range(strait_factory, model_image, tmp_path):
+    """--busy-poll-us 0 turns polling before sleeping off: more one-at-a-time calls than it takes to start polling
+    are served; values outside 0...10000 are refused at start (exit 64) with the option named."""
+    server = strait_factory.start(args=["--busy-poll-us", "0"])
+    res = server.resources()
+    endpoint = res.endpoint(res.endpoint_config(res.model(image=model_image, zones=[ZONE_A])))
+    zone_a = server.runtime(server.runtime_endpoints()[ZONE_A])
+    assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(64)} == {ZONE_A}
+    for bad in ["-1", "10001", "fast"]:
+        completed = subprocess.run(
+            [str(strait_binary()), "serve", "--busy-poll-us", bad, "--data-dir", str(tmp_path / "refused"),
+             "--listen", "127.0.0.1:0"],
+            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert completed.returncode == 64, (bad, completed)
+        assert b"busy-poll-us" in completed.stderr, (bad, completed.stderr)
+
+
 # --------------------------------------------------------------------------
 # 7. Bad input: every case is followed by a successful call on the same listener
 # --------------------------------------------------------------------------

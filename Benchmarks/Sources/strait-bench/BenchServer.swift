@@ -14,14 +14,16 @@ final class BenchServer {
         self.zonals = zonals
     }
 
-    static func start(binary: String) throws -> BenchServer {
+    /// Starts `binary serve` with `arguments` after the benchmark's own.
+    static func start(binary: String, arguments: [String] = []) throws -> BenchServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "strait-bench-\(UUID().uuidString)"
         ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--data-dir", directory, "--listen", "127.0.0.1:0", "--log-level", "warning"]
+        process.arguments =
+            ["serve", "--data-dir", directory, "--listen", "127.0.0.1:0", "--log-level", "warning"] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

@@ -52,6 +52,12 @@ struct StraitBench: AsyncParsableCommand {
     )
     var signedReferences = true
 
+    @Option(
+        help:
+            "strait serve's --busy-poll-us (how long an event loop polls before it sleeps while calls come one at a time); default: strait's own, 0 turns polling off."
+    )
+    var busyPollUs: Int?
+
     @Option(help: .hidden)
     var bareProxyServe: String?
 
@@ -65,7 +71,10 @@ struct StraitBench: AsyncParsableCommand {
             return
         }
         Children.stopOnInterrupt()
-        let server = try BenchServer.start(binary: strait)
+        let server = try BenchServer.start(
+            binary: strait,
+            arguments: busyPollUs.map { ["--busy-poll-us", String($0)] } ?? []
+        )
         defer { server.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let api = server.api
