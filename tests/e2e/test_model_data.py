@@ -159,23 +159,36 @@ def s3_server(tmp_path):
     import time
     from pathlib import Path
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     moto = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("moto_server did not start")
-            time.sleep(0.1)
+
+    def launch():
+        """moto_server on a free port: its process and URL, or None if it exited first (the port was taken
+        between choosing it and moto's bind)."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return process, f"http://127.0.0.1:{port}"
+            except OSError:
+                if process.poll() is not None:
+                    return None
+                if time.monotonic() > deadline:
+                    process.kill()
+                    pytest.fail("moto_server did not start")
+                time.sleep(0.1)
+
+    for _ in range(5):
+        started = launch()
+        if started:
+            break
+    else:
+        pytest.fail("moto_server exited before it was ready, five times")
+    process, url = started
     yield url
     process.terminate()
     try:

@@ -36,26 +36,38 @@ class Worker:
     """One `strait worker --runtime xgboost serve` process on its own port."""
 
     def __init__(self, model_dir, env=None):
-        self.port = free_port()
-        full_env = {
+        self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "SM_MODEL_DIR": str(model_dir),
-            "SAGEMAKER_BIND_TO_PORT": str(self.port),
             "STRAIT_BIND_ADDRESS": "127.0.0.1",
             **(env or {}),
         }
+        self._launch()
+
+    def _launch(self):
+        self.port = free_port()
         self.process = subprocess.Popen(
             [strait_binary(), "worker", "--runtime", "xgboost", "serve"],
-            env=full_env,
+            env={**self.env, "SAGEMAKER_BIND_TO_PORT": str(self.port)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
 
     def wait_ready(self, timeout=30.0):
         deadline = time.monotonic() + timeout
+        relaunched = 0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"worker exited: {self.process.stderr.read().decode()}")
+                error = self.process.stderr.read().decode()
+                # The free port was taken between free_port() and the worker's bind (by any socket on the
+                # machine, an outgoing connection's ephemeral port included): start again on another one.
+                if "Address already in use" in error and relaunched < 5:
+                    self.process.stdout.close()
+                    self.process.stderr.close()
+                    relaunched += 1
+                    self._launch()
+                    continue
+                raise AssertionError(f"worker exited: {error}")
             with contextlib.suppress(OSError):
                 status, _, _ = self.request("GET", "/ping")
                 if status == 200:
