@@ -13,17 +13,22 @@ import Glibc
 /// An event loop that sleeps in `epoll_wait` meanwhile is woken by the kernel when the bytes come, and on a virtual
 /// machine whose idle vCPU halted that wake-up is an exit to the host on each side — tens of µs here
 /// (BENCHMARKS.md). Polling the loop's own epoll instance (readable when any descriptor registered on the loop is
-/// ready; NIO registers level-triggered) finds the event without sleeping. Because every descriptor of the loop is
-/// in that epoll instance — other connections, the listener, the loop's wake-up eventfd and timer — the poll stops at
-/// the first event of any of them: a spinning loop delays nothing that arrives through epoll. Work that NIO queues
-/// without a wake-up (tasks scheduled on the loop from the loop itself, timers) waits at most one window.
+/// ready; NIO registers level-triggered) finds the event without sleeping, and the first event of any descriptor
+/// on the loop — other connections, the listener, an armed timer — ends the poll at once.
 ///
-/// It costs CPU: a loop that polls burns its window (or until the event) instead of sleeping. The callers poll only
-/// when the exchange they wait for was recently quicker than the window, so a slow model or a caller that pauses
-/// between requests turns it off by itself, and an idle server never polls.
+/// What does not end it: tasks handed to the loop from other threads while it is in the middle of a turn (NIO
+/// writes its wake-up eventfd only when the loop may be asleep, and a poll runs as a task inside a turn) — a
+/// connection accepted on another loop, a routing-table publish, a metrics scrape — and timers armed meanwhile:
+/// these wait at most one window. The control plane's answers also come back that way, so a request handed to it
+/// counts as in flight and no loop polls while one is out.
+///
+/// It costs CPU: a loop that polls burns its window (or until the event) instead of sleeping. A loop polls only
+/// while calls come one at a time (``aloneBeforePolling``), for a wait of a kind that last took no longer than the
+/// window on that connection (a new connection has no history and may poll), and stops polling for a while when
+/// most recent polls ran out (``backOffExchanges``); an idle server never polls.
 ///
 /// Confined to one event loop. NIO does not expose its selector's descriptor; ``findSelector(of:)`` finds it once,
-/// from `/proc/self/fdinfo` (Linux): the epoll instance that lists a pipe just registered on the loop.
+/// from `/proc/self/fdinfo` (Linux): the epoll instance that lists a socket just registered on the loop.
 final class BusyPoll {
     /// The longest a loop polls before it sleeps; zero turns polling off.
     let window: TimeAmount
@@ -37,11 +42,14 @@ final class BusyPoll {
     /// Queued on the loop by ``pollBeforeSleeping(on:whileInFlight:)``; made once, so queuing allocates nothing.
     private var task: (() -> Void)?
 
+    /// The longest window a data plane uses (`--busy-poll-us` allows up to 10,000 µs).
+    static let longestWindow = TimeAmount.milliseconds(10)
+
     /// - Parameters:
     ///   - own: this loop's count of exchanges in flight.
     ///   - all: every loop's, `own` among them (just `own` when nil).
     init(window: TimeAmount, own: LoopCalls = LoopCalls(), all: [LoopCalls]? = nil) {
-        self.window = window > .zero ? window : .zero
+        self.window = max(window, .zero)
         self.own = own
         self.all = all ?? [own]
     }
@@ -52,16 +60,25 @@ final class BusyPoll {
     /// Whether a poll is queued and has not run yet.
     var isPollQueued: Bool { queued != nil }
 
-    /// Exchanges started on this loop in a row while no other was in flight on any loop.
+    /// Exchanges started on this loop in a row while no other was in flight on any loop (negative while polling
+    /// backs off).
     private var alone = 0
     /// How many such exchanges in a row make the traffic "one call at a time", where polling pays.
     static let aloneBeforePolling = 32
+    /// The share of recent polls that ended without an event, in 1/1024 (a moving average over about 8 polls).
+    private var missRate = 0
+    /// Exchanges without polling after most recent polls ended without an event: the waits are longer than the
+    /// window (a slow instance or caller), and a poll that times out only costs CPU — measured here, even makes
+    /// the wait longer (the loop holds a CPU that the instance or the client may want).
+    static let backOffExchanges = 1024
+    /// What the loop's polls did, for `/metrics`.
+    private(set) var outcomes = PollOutcomes()
 
     /// Counts an exchange with an instance that starts on this loop (only while polling is configured).
     func exchangeStarted() {
         guard window > .zero else { return }
         own.count.add(1, ordering: .relaxed)
-        alone = inFlight(atMost: 1) ? alone &+ 1 : 0
+        alone = inFlight(atMost: 1) ? alone &+ 1 : min(alone, 0)
     }
 
     /// Counts one that ended.
@@ -90,10 +107,23 @@ final class BusyPoll {
             task = { [weak self] in
                 guard let self, let limit = self.queued else { return }
                 self.queued = nil
-                self.poll(whileInFlight: limit)
+                let start = NIODeadline.now()
+                let event = self.poll(whileInFlight: limit)
+                self.record(event: event, took: NIODeadline.now() - start)
             }
         }
         eventLoop.assumeIsolatedUnsafeUnchecked().execute(task!)
+    }
+
+    /// Counts a poll's outcome, and backs off when most recent polls ended without an event.
+    func record(event: Bool, took: TimeAmount) {
+        if event { outcomes.events &+= 1 } else { outcomes.timeouts &+= 1 }
+        outcomes.nanoseconds &+= UInt64(max(0, took.nanoseconds))
+        missRate += (event ? 0 : 128) - missRate / 8
+        if missRate > 512 {
+            alone = -Self.backOffExchanges
+            missRate = 0
+        }
     }
 
     /// Polls the loop's epoll descriptor without sleeping until something on the loop is ready or ``window`` has
@@ -113,27 +143,28 @@ final class BusyPoll {
         return false
     }
 
-    /// The epoll descriptor of `eventLoop`'s selector, found by registering a pipe's read end on the loop and
-    /// looking for the epoll instance whose `/proc/self/fdinfo` lists it; nil where that cannot be told (not Linux,
-    /// no `/proc`). The future completes on `eventLoop`.
+    /// The epoll descriptor of `eventLoop`'s selector, found by registering one end of a socket pair on the loop
+    /// and looking for the epoll instance whose `/proc/self/fdinfo` lists it (its number and inode); nil where that
+    /// cannot be told (not Linux, no `/proc`, not exactly one such instance). The future completes on `eventLoop`.
     static func findSelector(of eventLoop: any EventLoop) -> EventLoopFuture<CInt?> {
         #if canImport(Glibc)
         var ends: [CInt] = [-1, -1]
-        guard pipe(&ends) == 0 else { return eventLoop.makeSucceededFuture(nil) }
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            return eventLoop.makeSucceededFuture(nil)
+        }
         let (input, output) = (ends[0], ends[1])
-        _ = fcntl(input, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(output, F_SETFD, FD_CLOEXEC)
+        var status = stat()
+        let inode = fstat(input, &status) == 0 ? UInt64(status.st_ino) : nil
         return NIOPipeBootstrap(group: eventLoop)
             .channelOption(.autoRead, value: false)
             .takingOwnershipOfDescriptor(input: input)
             .flatMap { channel in
-                let found = epollListing(input)
+                let found = inode.flatMap { epollListing(input, inode: $0) }
                 return channel.close().map { found }.recover { _ in found }  // NIO closes `input` with the channel
             }
-            .recover { _ in
-                _ = Glibc.close(input)  // not registered: still ours
-                return nil
-            }
+            // A failed registration may or may not have closed `input` (NIO closes it once its channel exists):
+            // left open rather than risk closing a descriptor someone else has opened since.
+            .recover { _ in nil }
             .always { _ in _ = Glibc.close(output) }
         #else
         return eventLoop.makeSucceededFuture(nil)
@@ -141,11 +172,15 @@ final class BusyPoll {
     }
 
     #if canImport(Glibc)
-    /// The epoll descriptor of this process whose registered descriptors include `target`, if one does.
-    static func epollListing(_ target: CInt) -> CInt? {
+    /// The one epoll descriptor of this process that lists `target` with inode `inode`, if exactly one does (an
+    /// entry can outlive its descriptor's number while another process or a duplicate holds the file, so the
+    /// number alone could name a stale entry elsewhere).
+    static func epollListing(_ target: CInt, inode: UInt64) -> CInt? {
         guard let directory = opendir("/proc/self/fd") else { return nil }
         defer { closedir(directory) }
         let wanted = Array("tfd: \(target) ".utf8)
+        let wantedInode = Array(" ino:\(String(inode, radix: 16)) ".utf8)
+        var found: [CInt] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
@@ -153,13 +188,16 @@ final class BusyPoll {
             guard let descriptor = CInt(name), isEpoll(descriptor),
                 let info = readSmallFile("/proc/self/fdinfo/\(descriptor)")
             else { continue }
-            // Lines look like `tfd:        7 events:       19 data: ...`: squeeze the spaces, then look for the field.
+            // Lines look like `tfd:        7 events:       19 data:                7  pos:0 ino:4955f5 sdev:f`:
+            // squeeze the spaces, then look for the fields.
             var squeezed: [UInt8] = []
             squeezed.reserveCapacity(info.count)
             for byte in info where !(byte == 0x20 && squeezed.last == 0x20) { squeezed.append(byte) }
-            for line in squeezed.split(separator: 0x0A) where line.starts(with: wanted) { return descriptor }
+            for line in squeezed.split(separator: 0x0A) where line.starts(with: wanted) {
+                if line.firstRange(of: wantedInode) != nil { found.append(descriptor) }
+            }
         }
-        return nil
+        return found.count == 1 ? found[0] : nil
     }
 
     private static func isEpoll(_ descriptor: CInt) -> Bool {
@@ -191,4 +229,18 @@ final class LoopCalls: Sendable {
     let count = Atomic<Int>(0)
 
     init() {}
+}
+
+/// What one loop's polls did: how many ended with an event and how many at the end of the window (or because
+/// another exchange started), and the time spent polling.
+struct PollOutcomes: Sendable {
+    var events: UInt64 = 0
+    var timeouts: UInt64 = 0
+    var nanoseconds: UInt64 = 0
+
+    mutating func merge(_ other: PollOutcomes) {
+        events &+= other.events
+        timeouts &+= other.timeouts
+        nanoseconds &+= other.nanoseconds
+    }
 }

@@ -1,4 +1,5 @@
 public import NIOCore
+import NIOPosix
 public import StraitAuth
 public import StraitCore
 
@@ -49,10 +50,11 @@ public final class DataPlane: Sendable {
         self.contexts = loops.indices.map { index in
             LoopContext(
                 eventLoop: loops[index],
-                busyPoll: BusyPoll(window: busyPoll, own: calls[index], all: calls)
+                busyPoll: BusyPoll(window: min(busyPoll, BusyPoll.longestWindow), own: calls[index], all: calls)
             )
         }
-        guard busyPoll > .zero else { return }
+        // Finding the selector takes NIOPosix's loops (a pipe channel registered on them).
+        guard busyPoll > .zero, group is MultiThreadedEventLoopGroup else { return }
         for context in contexts {
             BusyPoll.findSelector(of: context.eventLoop).whenSuccess { context.busyPoll.selector = $0 ?? -1 }
         }
@@ -79,13 +81,16 @@ public final class DataPlane: Sendable {
     public func metricsText() async -> String {
         var merged = LoopMetrics()
         var table = RoutingTable.empty
+        var polls = PollOutcomes()
         for context in contexts {
             guard
-                let (metrics, loopTable) = try? await context.eventLoop.submit({ (context.metrics, context.table) })
-                    .get()
+                let (metrics, loopTable, loopPolls) = try? await context.eventLoop.submit({
+                    (context.metrics, context.table, context.busyPoll.outcomes)
+                }).get()
             else { continue }
             merged.merge(metrics)
             table = loopTable
+            polls.merge(loopPolls)
         }
         var outstanding: [(endpoint: String, variant: String, instance: InstanceRoute)] = []
         for endpoint in table.endpoints.values.sorted(by: { $0.name < $1.name }) {
@@ -93,7 +98,7 @@ public final class DataPlane: Sendable {
                 for instance in variant.instances { outstanding.append((endpoint.name, variant.name, instance)) }
             }
         }
-        return PrometheusText.render(merged, outstanding: outstanding)
+        return PrometheusText.render(merged, outstanding: outstanding, polls: polls)
     }
 
     /// The zone of the runtime interface whose address is `address` (a connection's local address), if any.

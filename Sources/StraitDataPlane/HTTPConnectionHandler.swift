@@ -340,10 +340,15 @@ public final class HTTPConnectionHandler: ChannelDuplexHandler {
         )
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let requestHead = request.head
+        // Counted like an exchange with an instance: its answer comes back from another thread as a task, which
+        // does not wake a loop that polls before sleeping (BusyPoll), so a loop does not poll while one is out.
+        loop?.busyPoll.exchangeStarted()
         context.eventLoop.makeFutureWithTask {
             await responder.respond(to: buffered)
-        }.whenSuccess { response in  // the responder answers every request, errors included: it cannot fail
+        }.whenComplete { result in  // the responder answers every request, errors included: it cannot fail
             let (handler, context) = bound.value
+            handler.loop?.busyPoll.exchangeEnded()
+            guard case .success(let response) = result else { return }
             handler.writeBuffered(response, request: requestHead, close: !keepGoing, context: context)
         }
     }

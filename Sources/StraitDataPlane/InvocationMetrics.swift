@@ -136,7 +136,8 @@ extension InvocationSeries {
 enum PrometheusText {
     static func render(
         _ metrics: LoopMetrics,
-        outstanding: [(endpoint: String, variant: String, instance: InstanceRoute)]
+        outstanding: [(endpoint: String, variant: String, instance: InstanceRoute)],
+        polls: PollOutcomes = PollOutcomes()
     )
         -> String
     {
@@ -199,6 +200,14 @@ enum PrometheusText {
             out +=
                 "OutstandingRequests{EndpointName=\"\(escape(entry.endpoint))\",VariantName=\"\(escape(entry.variant))\",Zone=\"\(escape(entry.instance.zone))\",Instance=\"\(escape(entry.instance.id))\"} \(entry.instance.outstanding.value)\n"
         }
+        out += "# HELP strait_busy_polls_total Polls of an event loop before it slept (--busy-poll-us), by how they "
+        out += "ended: an event, or the window (or another call) first.\n# TYPE strait_busy_polls_total counter\n"
+        out += "strait_busy_polls_total{result=\"event\"} \(polls.events)\n"
+        out += "strait_busy_polls_total{result=\"timeout\"} \(polls.timeouts)\n"
+        out +=
+            "# HELP strait_busy_poll_microseconds_total Microseconds event loops spent polling instead of sleeping.\n"
+        out += "# TYPE strait_busy_poll_microseconds_total counter\n"
+        out += "strait_busy_poll_microseconds_total \(polls.nanoseconds / 1000)\n"
         return out
     }
 

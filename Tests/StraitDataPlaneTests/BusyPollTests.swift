@@ -62,11 +62,16 @@ import Testing
         let (server, accepted, client) = try await pair(loop: loop, other: clientGroup.next())
         let selector = try #require(try await BusyPoll.findSelector(of: loop).get())
         try await Task.sleep(for: .milliseconds(50))
+        // Set on the loop, read here without the loop (a future's callback would wait for the busy loop).
+        let started = LoopCalls()
         let polled = loop.submit {
+            started.count.store(1, ordering: .relaxed)
             if busyWhenBytesCome { usleep(200_000) }
             return Self.timedPoll(selector, window: .seconds(5))
         }
-        try await Task.sleep(for: .milliseconds(20))
+        while started.count.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        // Bytes that come now wait in the socket: the loop reads nothing until the task ends.
+        if !busyWhenBytesCome { try await Task.sleep(for: .milliseconds(20)) }
         try await client.writeAndFlush(ByteBuffer(string: "ping")).get()
         let (ready, took) = try await polled.get()
         #expect(ready)
@@ -159,6 +164,22 @@ import Testing
         #expect(!ready)
         #expect(took < .seconds(4))
         try await group.shutdownGracefully()
+    }
+
+    @Test(arguments: [true, false]) func pollsThatRunOutBackOff(runOut: Bool) async throws {
+        let seen = try await onLoop { poll, _, loop in
+            _ = Self.exchanges(BusyPoll.aloneBeforePolling - 1, poll, on: loop)  // one short of polling
+            for _ in 0..<6 { poll.record(event: !runOut, took: .microseconds(100)) }
+            let next = Self.exchanges(1, poll, on: loop)
+            let backOff = runOut ? Self.exchanges(BusyPoll.backOffExchanges, poll, on: loop) : false
+            let after = runOut ? Self.exchanges(BusyPoll.aloneBeforePolling + 1, poll, on: loop) : next
+            return (next, backOff, after, poll.outcomes)
+        }
+        #expect(seen.0 == !runOut)  // six polls in a row that ran out stop polling at once
+        #expect(!seen.1)
+        #expect(seen.2)  // and it polls again after the back-off
+        #expect(seen.3.events == (runOut ? 0 : 6) && seen.3.timeouts == (runOut ? 6 : 0))
+        #expect(seen.3.nanoseconds == 600_000)
     }
 
     @Test func offOrWithoutASelectorItDoesNotPoll() async throws {

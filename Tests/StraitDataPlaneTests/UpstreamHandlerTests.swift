@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import Testing
 
 @testable import StraitDataPlane
@@ -10,10 +11,18 @@ private final class SentRequest: UpstreamClient {
     let channel = EmbeddedChannel()
     let handler: UpstreamHandler
     var outcome: UpstreamOutcome?
+    /// The loop's count of exchanges in flight (``BusyPoll``), with the exchange sent and when its outcome came.
+    let calls = LoopCalls()
+    private(set) var countedWhileSent = 0
+    private(set) var countedWhenFinished: Int?
 
     /// - Parameter before: a handler placed between the upstream handler and the socket.
     init(reused: Bool = false, before: (any ChannelHandler)? = nil) throws {
-        handler = UpstreamHandler(pool: UpstreamPool(eventLoop: channel.eventLoop), key: "test")
+        let pool = UpstreamPool(
+            eventLoop: channel.eventLoop,
+            busyPoll: BusyPoll(window: .microseconds(100), own: calls)
+        )
+        handler = UpstreamHandler(pool: pool, key: "test")
         if let before { try channel.pipeline.syncOperations.addHandler(before) }
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -24,9 +33,19 @@ private final class SentRequest: UpstreamClient {
             reused: reused,
             client: self
         )
+        countedWhileSent = calls.count.load(ordering: .relaxed)
     }
 
-    func upstreamFinished(_ outcome: UpstreamOutcome) { self.outcome = outcome }
+    func upstreamFinished(_ outcome: UpstreamOutcome) {
+        self.outcome = outcome
+        countedWhenFinished = calls.count.load(ordering: .relaxed)
+    }
+
+    /// Every outcome ends the exchange's count: polling would stop for good if one were left counted.
+    func expectCountsBalanced(sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(countedWhileSent == 1 || outcome != nil, sourceLocation: sourceLocation)
+        if outcome != nil { #expect(countedWhenFinished == 0, sourceLocation: sourceLocation) }
+    }
 }
 
 /// The upstream connection's response framing, on an embedded channel.
@@ -39,6 +58,7 @@ private final class SentRequest: UpstreamClient {
         #expect(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }?.hasPrefix("POST") == true)
         for response in responses { try channel.writeInbound(ByteBuffer(string: response)) }
         if closeAfter { channel.pipeline.fireChannelInactive() }
+        sent.expectCountsBalanced()
         return (sent.outcome, channel.isActive)
     }
 
@@ -110,6 +130,7 @@ private final class SentRequest: UpstreamClient {
             let sent = try SentRequest()
             if delay > 0 { usleep(UInt32(delay * 1000)) }
             sent.channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read"))
+            sent.expectCountsBalanced()
             switch sent.outcome {
             case .staleConnection: #expect(expectStale)
             case .broken: #expect(!expectStale)
@@ -140,6 +161,7 @@ private final class FailingWrites: ChannelOutboundHandler {
     private func outcome(reused: Bool) throws -> UpstreamOutcome? {
         let sent = try SentRequest(reused: reused, before: FailingWrites())
         sent.channel.pipeline.fireChannelInactive()
+        sent.expectCountsBalanced()
         return sent.outcome
     }
 

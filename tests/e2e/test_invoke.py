@@ -482,21 +482,39 @@ def test_full_zone_spills_to_another_zone(strait_factory, model_image):
     assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(5)} == {ZONE_A}
 
 
-def test_busy_polling_off_and_out_of_range(strait_factory, model_image, tmp_path):
-    """--busy-poll-us 0 turns polling before sleeping off: more one-at-a-time calls than it takes to start polling
-    are served; values outside 0...10000 are refused at start (exit 64) with the option named."""
-    server = strait_factory.start(args=["--busy-poll-us", "0"])
+def busy_polls(server):
+    """The regional endpoint's strait_busy_polls_total, over both results."""
+    parts = urlsplit(server.endpoint)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("strait_busy_polls_total{"))
+
+
+@pytest.mark.parametrize("window,polls", [("10000", True), ("0", False)])
+def test_busy_polling_on_and_off(strait_factory, model_image, window, polls):
+    """Calls one at a time make the event loops poll before sleeping (counted in /metrics) once enough have come
+    alone; --busy-poll-us 0 never polls. Every call is answered either way."""
+    server = strait_factory.start(args=["--busy-poll-us", window])
     res = server.resources()
     endpoint = res.endpoint(res.endpoint_config(res.model(image=model_image, zones=[ZONE_A])))
     zone_a = server.runtime(server.runtime_endpoints()[ZONE_A])
-    assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(64)} == {ZONE_A}
-    for bad in ["-1", "10001", "fast"]:
-        completed = subprocess.run(
-            [str(strait_binary()), "serve", "--busy-poll-us", bad, "--data-dir", str(tmp_path / "refused"),
-             "--listen", "127.0.0.1:0"],
-            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        assert completed.returncode == 64, (bad, completed)
-        assert b"busy-poll-us" in completed.stderr, (bad, completed.stderr)
+    assert {zone_of(identity(zone_a, endpoint)["address"]) for _ in range(80)} == {ZONE_A}
+    assert (busy_polls(server) > 0) == polls
+
+
+@pytest.mark.parametrize("bad", ["-1", "10001", "fast"])
+def test_busy_poll_window_out_of_range(tmp_path, bad):
+    completed = subprocess.run(
+        [str(strait_binary()), "serve", f"--busy-poll-us={bad}", "--data-dir", str(tmp_path / "refused"),
+         "--listen", "127.0.0.1:0"],
+        capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert completed.returncode == 64, completed
+    assert b"busy-poll-us" in completed.stderr, completed.stderr
 
 
 # --------------------------------------------------------------------------

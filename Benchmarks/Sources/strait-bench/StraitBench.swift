@@ -236,6 +236,16 @@ struct StraitBench: AsyncParsableCommand {
             )
             // Per call of each server's own path in the rounds.
             let calls = Double(rounds * requests)
+            let polls = after.polls.subtracting(before.polls)
+            print(
+                String(
+                    format:
+                        "      Busy polls (from /metrics): %.2f per call, %.0f%% ended by an event, %.1f µs polling per call",
+                    (polls.events + polls.timeouts) / calls,
+                    polls.events + polls.timeouts > 0 ? 100 * polls.events / (polls.events + polls.timeouts) : 0,
+                    polls.microseconds / calls
+                )
+            )
             let perCall = servers.indices.map { index in
                 servers[index].name
                     + String(
@@ -295,7 +305,7 @@ struct StraitBench: AsyncParsableCommand {
     func serverHistograms(
         group: MultiThreadedEventLoopGroup,
         api: (host: String, port: Int)
-    ) async throws -> (overhead: Histogram, model: Histogram) {
+    ) async throws -> (overhead: Histogram, model: Histogram, polls: BusyPollCounts) {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "\(api.host):\(api.port)")
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/metrics", headers: headers)
@@ -303,7 +313,8 @@ struct StraitBench: AsyncParsableCommand {
         let text = String(decoding: body, as: UTF8.self)
         return (
             Histogram(prometheus: text, name: "OverheadLatency", endpoint: "bench"),
-            Histogram(prometheus: text, name: "ModelLatency", endpoint: "bench")
+            Histogram(prometheus: text, name: "ModelLatency", endpoint: "bench"),
+            BusyPollCounts(prometheus: text)
         )
     }
 }
@@ -354,6 +365,34 @@ struct Stats {
 }
 
 /// A Prometheus histogram read back from text: cumulative bucket counts by upper bound.
+/// Strait's `strait_busy_polls_total` and `strait_busy_poll_microseconds_total` counters.
+struct BusyPollCounts {
+    var events = 0.0
+    var timeouts = 0.0
+    var microseconds = 0.0
+
+    init(prometheus text: String) {
+        for line in text.split(separator: "\n") {
+            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+            if line.hasPrefix("strait_busy_polls_total{result=\"event\"}") { events = value }
+            if line.hasPrefix("strait_busy_polls_total{result=\"timeout\"}") { timeouts = value }
+            if line.hasPrefix("strait_busy_poll_microseconds_total ") { microseconds = value }
+        }
+    }
+
+    private init(events: Double, timeouts: Double, microseconds: Double) {
+        (self.events, self.timeouts, self.microseconds) = (events, timeouts, microseconds)
+    }
+
+    func subtracting(_ other: BusyPollCounts) -> BusyPollCounts {
+        BusyPollCounts(
+            events: events - other.events,
+            timeouts: timeouts - other.timeouts,
+            microseconds: microseconds - other.microseconds
+        )
+    }
+}
+
 struct Histogram {
     var buckets: [(bound: Double, count: Double)] = []
     var sum = 0.0
