@@ -34,7 +34,7 @@ final class BusyPoll {
     let window: TimeAmount
     /// The loop's epoll descriptor, once found; -1 before, or if it was not found.
     var selector: CInt = -1
-    /// This loop's exchanges in flight, and every loop's (this one's among them).
+    /// This loop's exchanges in flight (calls at instances, requests at the control plane), and every loop's.
     private let own: LoopCalls
     private let all: [LoopCalls]
     /// While a poll is queued on the loop and has not run yet: how many exchanges may be in flight when it runs.
@@ -74,7 +74,8 @@ final class BusyPoll {
     /// What the loop's polls did, for `/metrics`.
     private(set) var outcomes = PollOutcomes()
 
-    /// Counts an exchange with an instance that starts on this loop (only while polling is configured).
+    /// Counts an exchange that starts on this loop — a call sent to an instance, or a request handed to the control
+    /// plane — (only while polling is configured).
     func exchangeStarted() {
         guard window > .zero else { return }
         own.count.add(1, ordering: .relaxed)

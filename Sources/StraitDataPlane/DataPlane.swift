@@ -53,7 +53,7 @@ public final class DataPlane: Sendable {
                 busyPoll: BusyPoll(window: min(busyPoll, BusyPoll.longestWindow), own: calls[index], all: calls)
             )
         }
-        // Finding the selector takes NIOPosix's loops (a pipe channel registered on them).
+        // Finding the selector takes NIOPosix's loops (a socket registered on them as a pipe channel).
         guard busyPoll > .zero, group is MultiThreadedEventLoopGroup else { return }
         for context in contexts {
             BusyPoll.findSelector(of: context.eventLoop).whenSuccess { context.busyPoll.selector = $0 ?? -1 }
