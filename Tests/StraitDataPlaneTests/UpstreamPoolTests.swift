@@ -121,19 +121,22 @@ private final class StatusPromise: UpstreamClient {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let serverLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let acceptLoop = serverLoop.next()
-        var servers: [(channel: any Channel, accepted: NIOLoopBoundBox<Int>)] = []
+        var servers: [(channel: any Channel, accepted: NIOLoopBoundBox<Int>, closed: NIOLoopBoundBox<Int>)] = []
         for closing in closingFirst {
-            let accepted = try await acceptLoop.submit { NIOLoopBoundBox(0, eventLoop: acceptLoop) }.get()
+            let (accepted, closed) = try await acceptLoop.submit {
+                (NIOLoopBoundBox(0, eventLoop: acceptLoop), NIOLoopBoundBox(0, eventLoop: acceptLoop))
+            }.get()
             let channel = try await ServerBootstrap(group: serverLoop)
                 .childChannelInitializer { channel in
                     accepted.value += 1
+                    channel.closeFuture.whenComplete { _ in closed.value += 1 }
                     let closeAfterAnswer = accepted.value <= closing
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(TestInstance(closeAfterAnswer: closeAfterAnswer))
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0).get()
-            servers.append((channel, accepted))
+            servers.append((channel, accepted, closed))
         }
         let loop = group.next()
         let pool = try await loop.submit { NIOLoopBound(UpstreamPool(eventLoop: loop), eventLoop: loop) }.get()
@@ -153,8 +156,20 @@ private final class StatusPromise: UpstreamClient {
                 )
             }
             statuses.append(try await promise.futureResult.get())
-            // Long enough for a closing instance's close to arrive before the next call.
-            try await Task.sleep(for: .milliseconds(60))
+            // Before the next call, every connection an instance closes after answering is closed, and the pool's
+            // loop has seen it (a task submitted after the close runs after the loop handled the end of stream).
+            for _ in 0..<1000 {
+                let counts = servers.map { ($0.accepted, $0.closed) }
+                let settled = try await acceptLoop.submit {
+                    zip(counts, closingFirst).allSatisfy { count, closing in
+                        count.1.value >= min(count.0.value, closing)
+                    }
+                }.get()
+                if settled { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            try await Task.sleep(for: .milliseconds(5))
+            try await loop.submit {}.get()
         }
         let counters = servers.map(\.accepted)
         let accepted = try await acceptLoop.submit { counters.map(\.value) }.get()
