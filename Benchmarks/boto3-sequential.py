@@ -10,13 +10,11 @@ start the server and create a strait/echo endpoint in us-east-1a.
 """
 
 import argparse
-import http.client
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
@@ -24,21 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def busy_polls(server):
-    parts = urlsplit(server.endpoint)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
-    counts = {}
-    for line in text.splitlines():
-        if line.startswith("strait_busy_polls_total{result="):
-            counts[line.split('"')[1]] = int(line.rsplit(" ", 1)[1])
-    return counts.get("event", 0), counts.get("timeout", 0)
 
 
 def main():
@@ -64,15 +47,15 @@ def main():
 
             for _ in range(300):
                 call()
-            cpu_before, polls_before = cpu_seconds(server.proc.pid), busy_polls(server)
+            cpu_before, polls_before = cpu_seconds(server.proc.pid), server.busy_polls()
             latencies = []
             for _ in range(options.calls):
                 start = time.perf_counter_ns()
                 call()
                 latencies.append((time.perf_counter_ns() - start) / 1000)
-            cpu_after, polls_after = cpu_seconds(server.proc.pid), busy_polls(server)
+            cpu_after, polls_after = cpu_seconds(server.proc.pid), server.busy_polls()
             latencies.sort()
-            events, timeouts = (after - before for after, before in zip(polls_after, polls_before))
+            events, timeouts = (polls_after.get(kind, 0) - polls_before.get(kind, 0) for kind in ("event", "timeout"))
             print(f"--busy-poll-us {window}: invoke_endpoint p50 {latencies[len(latencies) // 2]:.0f} µs, "
                   f"p90 {latencies[int(len(latencies) * 0.9)]:.0f} µs; strait serve "
                   f"{1e6 * (cpu_after - cpu_before) / options.calls:.1f} µs CPU per call, "

@@ -384,6 +384,21 @@ class StraitServer:
             config=botocore.config.Config(**options),
         )
 
+    def metrics(self):
+        """The regional endpoint's `GET /metrics` text."""
+        parts = urlsplit(self.endpoint)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        try:
+            connection.request("GET", "/metrics")
+            return connection.getresponse().read().decode()
+        finally:
+            connection.close()
+
+    def busy_polls(self):
+        """strait_busy_polls_total as {result: count}."""
+        return {line.split('"')[1]: int(line.rsplit(" ", 1)[1]) for line in self.metrics().splitlines()
+                if line.startswith("strait_busy_polls_total{result=")}
+
     def resources(self):
         """Resource helpers bound to this server (no automatic cleanup: stopping
         the server stops its instances)."""
