@@ -112,10 +112,8 @@ public struct HeaderFields: Sendable {
         withFields { _, fields in fields.map { (name: string($0.name), value: string($0.value)) } }
     }
 
-    /// The text at `range` of `bytes`.
-    public func string(_ range: Range<Int>) -> String {
-        bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
-    }
+    /// The text at `range` of `bytes` (a range outside them traps).
+    public func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
 
     /// The first value of a field, by lower-case name.
     public func first(_ name: String) -> String? {
@@ -147,12 +145,5 @@ public struct HeaderFields: Sendable {
         _ other: UnsafeBufferPointer<UInt8>
     ) -> Bool {
         Bytes.equal(UnsafeBufferPointer(rebasing: bytes[range]), other)
-    }
-
-    /// Whether `bytes[range]` is exactly `literal`.
-    @inline(__always)
-    public static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool
-    {
-        Bytes.equal(UnsafeBufferPointer(rebasing: bytes[range]), literal)
     }
 }

@@ -49,20 +49,18 @@ public struct SignableRequest: Sendable {
         case bytes(HeaderFields)
     }
 
-    /// `namesAreLowercase` skips lower-casing header names a parser already lower-cased.
     public init(
         method: String,
         path: String,
         query: String,
         headers: [(name: String, value: String)],
-        payload: Payload,
-        namesAreLowercase: Bool = false
+        payload: Payload
     ) {
         self.init(
             method: method,
             path: path,
             query: query,
-            fields: .strings(namesAreLowercase ? headers : Self.lowercasingNames(headers)),
+            fields: .strings(Self.lowercasingNames(headers)),
             payload: payload
         )
     }
@@ -88,18 +86,10 @@ public struct SignableRequest: Sendable {
         method: String,
         target: String,
         headers: [(name: String, value: String)],
-        payload: Payload,
-        namesAreLowercase: Bool = false
+        payload: Payload
     ) {
         let (path, query) = Self.split(target)
-        self.init(
-            method: method,
-            path: path,
-            query: query,
-            headers: headers,
-            payload: payload,
-            namesAreLowercase: namesAreLowercase
-        )
+        self.init(method: method, path: path, query: query, headers: headers, payload: payload)
     }
 
     /// A request whose header fields are a parser's bytes (names lower-case), read in place; splits the target

@@ -84,8 +84,9 @@ public final class SigV4Verifier: Sendable {
                 "Credential should be scoped to a valid region, not '\(header.string(scopeRegion))'. "
             )
         }
-        // amzDate is ASCII and 16 long (checked, or formatted, by requestDate).
-        // The first 8 bytes, as bytes (a Substring's prefix walks String indices).
+        // amzDate is ASCII and 16 long (checked, or formatted, by requestDate). Its first 8 bytes compared in place:
+        // `amzDate.prefix(8)` walks Characters, and `header.holds(Substring(amzDate.utf8.prefix(8)), at:)` measured
+        // 60–70 ns slower per verification (`--verify-only`).
         let dateMatches = amzDate.utf8.withContiguousStorageIfAvailable { text in
             header.bytes.withUnsafeBufferPointer {
                 Bytes.equal(UnsafeBufferPointer(rebasing: text[0..<8]), UnsafeBufferPointer(rebasing: $0[date]))
@@ -360,14 +361,7 @@ struct ParsedAuthorization {
         var bytes = consume header
         // Only errors quote the header; they are all raised before the bytes change.
         var text: String { String(decoding: bytes, as: UTF8.self) }
-        let hasPrefix =
-            bytes.count >= Self.prefix.count
-            && bytes.withUnsafeBufferPointer { bytes in
-                Self.prefix.withUnsafeBufferPointer {
-                    Bytes.equal(UnsafeBufferPointer(rebasing: bytes[..<$0.count]), $0)
-                }
-            }
-        guard hasPrefix else {
+        guard bytes.starts(with: Self.prefix) else {
             let algorithm = text.split(separator: " ", maxSplits: 1).first.map(String.init) ?? text
             throw SigV4Verifier.error(
                 "IncompleteSignatureException",

@@ -45,9 +45,6 @@ final class BusyPoll {
     /// Queued on the loop by ``pollBeforeSleeping(on:whileInFlight:)``; made once, so queuing allocates nothing.
     private var task: (() -> Void)?
 
-    /// The longest window a data plane uses (`--busy-poll-us` allows up to 10,000 µs).
-    static let longestWindow = TimeAmount.milliseconds(10)
-
     /// - Parameters:
     ///   - own: this loop's count of exchanges in flight.
     ///   - all: every loop's, `own` among them (just `own` when nil).

@@ -12,6 +12,8 @@ public import StraitCore
 public final class DataPlane: Sendable {
     /// SageMaker's request and response payload limit: 6 MiB.
     public static let maximumPayloadSize = 6 * 1024 * 1024
+    /// The longest an event loop polls before it sleeps (``BusyPoll``); longer windows are cut to this.
+    public static let longestBusyPoll = TimeAmount.milliseconds(10)
 
     let verifier: SigV4Verifier
     let account: AccountContext
@@ -50,7 +52,7 @@ public final class DataPlane: Sendable {
         self.contexts = loops.indices.map { index in
             LoopContext(
                 eventLoop: loops[index],
-                busyPoll: BusyPoll(window: min(busyPoll, BusyPoll.longestWindow), own: calls[index], all: calls)
+                busyPoll: BusyPoll(window: min(busyPoll, Self.longestBusyPoll), own: calls[index], all: calls)
             )
         }
         // Finding the selector takes NIOPosix's loops (a socket registered on them as a pipe channel).
@@ -61,7 +63,7 @@ public final class DataPlane: Sendable {
     }
 
     /// Whether every event loop's poll before sleeping is ready (its selector found); false with polling off.
-    public func busyPollActive() async -> Bool {
+    func busyPollActive() async -> Bool {
         var active = !contexts.isEmpty
         for context in contexts {
             let ready = try? await context.eventLoop.submit { context.busyPoll.isActive }.get()

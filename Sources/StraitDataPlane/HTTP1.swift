@@ -5,10 +5,11 @@ import StraitCore
 /// HTTP/1.1 framing on bytes, for the invocation path: request and response heads (RFC 9112), message body framing
 /// and chunked transfer coding, with nothing parsed that the path does not use.
 ///
-/// Header names are lower-cased as they are read (every lookup here and SigV4's canonical form want them so);
-/// values are kept as sent, without surrounding whitespace. Anything a lenient parser would have to guess at — a
-/// control character in a field, obs-fold, whitespace before a colon, a Content-Length that is not one number,
-/// both Content-Length and Transfer-Encoding — is refused rather than interpreted.
+/// A request head's names are lower-cased in the copy kept once the head checks out (every lookup here and SigV4's
+/// canonical form want them so; names in response heads are compared ignoring case); values are kept as sent,
+/// without surrounding whitespace. Anything a lenient parser would have to guess at — a control character in a
+/// field, obs-fold, whitespace before a colon, a Content-Length that is not one number, both Content-Length and
+/// Transfer-Encoding — is refused rather than interpreted.
 public enum HTTP1 {
     /// The largest head (request or status line plus header fields) read.
     public static let maximumHeadSize = 64 * 1024
@@ -117,7 +118,7 @@ public enum HTTP1 {
     }
 
     /// ``parseRequestHead(_:searched:)`` into the buffers of `spare` (see ``HeaderFields/recycled()``), which it
-    /// takes when it reads a head.
+    /// takes once a whole head is there (a head that turns out malformed loses them).
     public static func parseRequestHead(
         _ buffer: ByteBuffer,
         searched: inout Int,
@@ -134,8 +135,7 @@ public enum HTTP1 {
             }
             if end - start > maximumHeadSize { throw .headTooLarge }
             searched = 0
-            var fields = spare
-            spare = HeaderFields()
+            var fields = spare.recycled()
             let head = try readRequest(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), into: &fields)
             return (head, end)
         }
@@ -191,12 +191,11 @@ public enum HTTP1 {
         }
     }
 
-    /// Reads a request head; its fields go into `fields` (emptied first), which the head then holds.
+    /// Reads a request head; its fields go into `fields` (empty), which the head then holds.
     private static func readRequest(
         _ bytes: UnsafeRawBufferPointer,
         into fields: inout HeaderFields
     ) throws(ParseError) -> RequestHead {
-        fields = fields.recycled()
         var lines = Lines(bytes: bytes)
         guard let line = lines.next() else { throw .malformed("no request line") }
         // method SP request-target SP HTTP-version

@@ -94,7 +94,7 @@ extension HTTPConnectionHandler: UpstreamClient {
                             "1 validation error detected: Value at '\(header.member)' failed to satisfy constraint: Member must have length less than or equal to \(header.maximum)"
                     )
                 }
-                if field.value.isEmpty, header.member == "targetModel" || header.member == "inferenceId" {
+                if field.value.count < header.minimum {
                     return ServiceError(
                         code: "ValidationError",
                         message:
@@ -106,10 +106,11 @@ extension HTTPConnectionHandler: UpstreamClient {
         }
     }
 
-    /// A header InvokeEndpoint's input shape names: its member, its length limit, and whether the container gets it
-    /// (SageMaker strips every other header).
+    /// A header InvokeEndpoint's input shape names: its member, its length limits, and whether the container gets
+    /// it (SageMaker strips every other header).
     struct InvokeEndpointHeader {
         let member: String
+        var minimum = 0
         let maximum: Int
         let forwarded: Bool
     }
@@ -128,9 +129,9 @@ extension HTTPConnectionHandler: UpstreamClient {
         } else if Bytes.equal(name, "x-amzn-sagemaker-custom-attributes") {
             InvokeEndpointHeader(member: "customAttributes", maximum: 1024, forwarded: true)
         } else if Bytes.equal(name, "x-amzn-sagemaker-target-model") {
-            InvokeEndpointHeader(member: "targetModel", maximum: 1024, forwarded: true)
+            InvokeEndpointHeader(member: "targetModel", minimum: 1, maximum: 1024, forwarded: true)
         } else if Bytes.equal(name, "x-amzn-sagemaker-inference-id") {
-            InvokeEndpointHeader(member: "inferenceId", maximum: 64, forwarded: true)
+            InvokeEndpointHeader(member: "inferenceId", minimum: 1, maximum: 64, forwarded: true)
         } else if Bytes.equal(name, "x-amzn-sagemaker-target-variant") {
             InvokeEndpointHeader(member: "targetVariant", maximum: 63, forwarded: false)  // Strait routes by it
         } else {
@@ -263,7 +264,9 @@ extension HTTPConnectionHandler: UpstreamClient {
         }
         complete(call, outcome: outcome)
         // The head's buffers, for the connection's next request to fill without allocating — unless a large head
-        // grew them (an idle kept-alive connection keeps little, as with `keepSpare`).
+        // grew them (an idle kept-alive connection keeps little, as with `keepSpare`), or the call went out again
+        // to another instance with the same head (emptying shared buffers would copy them).
+        guard inFlight == nil else { return }
         let recycled = call.request.head.fields.recycled()
         if recycled.allocatedBytes <= Self.spareFieldsCapacity { spareFields = recycled }
     }

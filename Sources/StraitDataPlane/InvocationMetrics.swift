@@ -87,7 +87,7 @@ struct LoopMetrics {
 
     /// Where the last recorded series sits. A loop's calls mostly go to one endpoint, variant and zone, and their
     /// strings are the routing snapshot's own, equal to the last key's at once (same storage): the key is then not
-    /// hashed again. Any insertion into `series` moves entries, so it forgets this.
+    /// hashed again. An insertion may move entries, so the index is looked up again after one; a merge forgets it.
     private var last: (key: SeriesKey, index: Dictionary<SeriesKey, InvocationSeries>.Index)?
 
     mutating func record(_ record: InvocationRecord) {

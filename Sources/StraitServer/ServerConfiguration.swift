@@ -1,5 +1,7 @@
 import Foundation
+import NIOCore
 public import StraitCore
+import StraitDataPlane
 
 /// Everything `strait serve` can be told, with the embedded defaults.
 public struct ServerConfiguration: Sendable {
@@ -8,6 +10,7 @@ public struct ServerConfiguration: Sendable {
     public static let defaultRegion = "us-east-1"
     public static let defaultAccountID = "123456789012"
     public static let defaultBusyPollMicroseconds = 100
+    public static let maximumBusyPollMicroseconds = Int(DataPlane.longestBusyPoll.nanoseconds / 1000)
 
     /// Where the store, credentials and instance files live: `$STRAIT_DATA_DIR`, else `~/.strait`.
     public var dataDirectory: String

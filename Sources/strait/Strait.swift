@@ -107,8 +107,10 @@ struct Serve: AsyncParsableCommand {
         guard (1...3600).contains(invocationTimeout) else {
             throw ValidationError("--invocation-timeout must be between 1 and 3600 seconds.")
         }
-        guard (0...10_000).contains(busyPollUs) else {
-            throw ValidationError("--busy-poll-us must be between 0 and 10000.")
+        guard (0...ServerConfiguration.maximumBusyPollMicroseconds).contains(busyPollUs) else {
+            throw ValidationError(
+                "--busy-poll-us must be between 0 and \(ServerConfiguration.maximumBusyPollMicroseconds)."
+            )
         }
         var dns: (host: String, port: Int)?
         if let dnsListen {

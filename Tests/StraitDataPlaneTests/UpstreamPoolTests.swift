@@ -158,17 +158,17 @@ private final class StatusPromise: UpstreamClient {
             statuses.append(try await promise.futureResult.get())
             // Before the next call, every connection an instance closes after answering is closed, and the pool's
             // loop has seen it (a task submitted after the close runs after the loop handled the end of stream).
-            for _ in 0..<1000 {
-                let counts = servers.map { ($0.accepted, $0.closed) }
-                let settled = try await acceptLoop.submit {
+            let counts = servers.map { ($0.accepted, $0.closed) }
+            var settled = false
+            for _ in 0..<1000 where !settled {
+                settled = try await acceptLoop.submit {
                     zip(counts, closingFirst).allSatisfy { count, closing in
                         count.1.value >= min(count.0.value, closing)
                     }
                 }.get()
-                if settled { break }
                 try await Task.sleep(for: .milliseconds(5))
             }
-            try await Task.sleep(for: .milliseconds(5))
+            #expect(settled, "an instance's connection was still open 5 s after it answered")
             try await loop.submit {}.get()
         }
         let counters = servers.map(\.accepted)
